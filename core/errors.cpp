@@ -1,0 +1,71 @@
+// core/errors.cpp — the evloop error category and detail::refuse.
+#include "core/errors.hpp"
+
+#include <string>
+
+#include "core/log.hpp"
+
+namespace evloop {
+namespace {
+
+class Category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "evloop"; }
+    std::string message(int code) const override {
+        switch (static_cast<errc>(code)) {
+            case errc::loop_closed: return "Event loop is closed";
+            case errc::loop_running: return "This event loop is already running";
+            case errc::another_loop_running: return "Cannot run the event loop while another loop is running";
+            case errc::close_running_loop: return "Cannot close a running event loop";
+            case errc::stopped_before_complete: return "Event loop stopped before Future completed.";
+            case errc::no_running_loop: return "no running event loop";
+            case errc::no_current_loop: return "There is no current event loop in thread";
+            case errc::invalid_time: return "delay/when must be a finite number (not NaN)";
+            case errc::invalid_fd: return "Invalid file descriptor";
+            case errc::future_other_loop: return "Future is attached to a different loop";
+            case errc::invalid_state: return "invalid state";
+            case errc::cancelled: return "cancelled";
+            case errc::selector_failed: return "the selector could not be created";
+        }
+        return "unknown evloop error";
+    }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+    static const Category category;
+    return category;
+}
+
+namespace detail {
+
+std::error_code refuse(errc code, std::string_view context) {
+    std::error_code ec = make_error_code(code);
+#if EVLOOP_EXCEPTIONS
+    throw Error(ec, std::string(context));
+#else
+    log(LogLevel::error, "%.*s: %s", static_cast<int>(context.size()), context.data(), ec.message().c_str());
+    return ec;
+#endif
+}
+
+}  // namespace detail
+}  // namespace evloop
+
+#include <cstdlib>
+
+#include "core/result.hpp"
+
+namespace evloop::detail {
+
+void bad_result_access(std::error_code ec) {
+#if EVLOOP_EXCEPTIONS
+    throw Error(ec, "Result::value() on an error");
+#else
+    log(LogLevel::error, "Result::value() on an error: %s", ec.message().c_str());
+    std::abort();  // no value exists to return, and no exception to carry the error
+#endif
+}
+
+}  // namespace evloop::detail

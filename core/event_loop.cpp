@@ -1,0 +1,368 @@
+// core/event_loop.cpp — the loop itself: run_once() and the steps it calls,
+// lifecycle (run_forever, stop, close), and scheduling (call_soon, timers,
+// call_soon_threadsafe). Watching fds is in core/event_loop_io.cpp, error
+// reporting in core/event_loop_errors.cpp.
+//
+// asyncio's rule holds here too: callbacks are *called* in one place only,
+// run_ready(); everything else appends to the ready queue.
+// Layer: core (uses platform/ only). Read next: core/event_loop_io.cpp.
+#include "core/event_loop.hpp"
+
+#include <cmath>
+#include <limits>
+#include <thread>
+
+#include "core/log.hpp"
+#include "core/policy.hpp"
+#include "platform/clock.hpp"
+
+namespace evloop {
+
+using detail::HandleNode;
+
+namespace {
+
+constexpr std::int64_t kMaxSelectTimeoutNs = 24LL * 3600 * 1'000'000'000;  // asyncio: one day
+// Deadlines are clamped to ±73 years so deadline arithmetic can never overflow.
+constexpr std::int64_t kMaxDeadlineNs = std::numeric_limits<std::int64_t>::max() / 4;
+
+// Marks the inbox of a closed loop: call_soon_threadsafe sees it and refuses.
+HandleNode g_closed_inbox;
+HandleNode* closed_marker() noexcept { return &g_closed_inbox; }
+
+}  // namespace
+
+// One iteration, asyncio's _run_once. docs/internals.md walks the same list.
+//  1. take the callbacks other threads posted (call_soon_threadsafe);
+//  2. compute the timeout: 0 if something is ready or stop() was asked,
+//     else until the nearest timer (at most a day), else forever;
+//  3. select: wait for fd readiness;
+//  4. process events: queue the reader/writer of every ready fd;
+//  5. move due timers to the ready queue;
+//  6. run exactly the callbacks that are ready now. What they schedule waits
+//     for the next iteration, after another poll (CONTRACT 28, 29).
+std::error_code EventLoop::run_once() {
+    if (is_closed()) return detail::refuse(errc::loop_closed, "run_once");
+    if (wake_pending_.load(std::memory_order_relaxed)) take_inbox();
+    std::int64_t timeout_ns = compute_timeout();
+    std::span<const SelectorEvent> events;
+    if (std::error_code ec = selector_->select(timeout_ns, events)) return ec;
+    process_events(events);
+    move_due_timers();
+    run_ready(ready_.size);
+    ++metrics_.iterations;
+    return {};
+}
+
+std::int64_t EventLoop::compute_timeout() noexcept {
+    if (ready_.size > 0 || stopping_.load(std::memory_order_relaxed)) return 0;
+    if (timers_.empty()) return -1;
+    std::int64_t wait = timers_.top()->when_ns - monotonic_ns();
+    if (wait < 0) return 0;
+    return wait > kMaxSelectTimeoutNs ? kMaxSelectTimeoutNs : wait;
+}
+
+void EventLoop::process_events(std::span<const SelectorEvent> events) {
+    for (const SelectorEvent& event : events) {
+        if (event.key.data == &self_pipe_) {
+            on_self_pipe();
+            continue;
+        }
+        int fd = event.key.fd;
+        if (static_cast<std::size_t>(fd) >= watches_.size()) continue;
+        FdWatch& watch = watches_[static_cast<std::size_t>(fd)];
+        if ((event.ready & EVENT_READ) && watch.reader) enqueue(watch.reader);
+        if ((event.ready & EVENT_WRITE) && watch.writer) enqueue(watch.writer);
+    }
+}
+
+void EventLoop::move_due_timers() {
+    // asyncio's clock-resolution rule (CONTRACT 41): due means before now + resolution.
+    const std::int64_t end = monotonic_ns() + clock_resolution_ns_;
+    while (!timers_.empty() && timers_.top()->when_ns < end) {
+        HandleNode* node = timers_.pop();
+        node->flags &= static_cast<std::uint8_t>(~HandleNode::scheduled);
+        node->flags |= HandleNode::queued;  // the heap's reference becomes the queue's
+        ready_.push(node);
+    }
+}
+
+void EventLoop::run_ready(std::size_t count) {
+    while (count-- > 0) {
+        HandleNode* node = ready_.pop();
+        node->flags &= static_cast<std::uint8_t>(~HandleNode::queued);
+        if (!(node->flags & HandleNode::cancelled)) run_handle(node);
+        // A reader/writer stays with its FdWatch until remove_reader/writer
+        // cancels it; any other handle was the queue's to release.
+        if (!(node->flags & HandleNode::persistent) || (node->flags & HandleNode::cancelled)) {
+            node->callback.reset();
+            node->release();
+        }
+    }
+}
+
+void EventLoop::run_handle(HandleNode* node) {
+    node->flags |= HandleNode::running;
+    const std::int64_t start = debug_ ? monotonic_ns() : 0;
+#if EVLOOP_EXCEPTIONS
+    try {
+        node->callback();
+    } catch (...) {
+        // As asyncio: an exception from a callback goes to the handler and the
+        // loop goes on (CONTRACT 32).
+        node->add_ref();
+        ExceptionContext context{.message = "Exception in callback",
+                                 .error = {},
+                                 .exception = std::current_exception(),
+                                 .handle = Handle::adopt(node)};
+        call_exception_handler(context);
+    }
+#else
+    node->callback();
+#endif
+    node->flags &= static_cast<std::uint8_t>(~HandleNode::running);
+    ++metrics_.callbacks_run;
+    if (debug_) {
+        std::int64_t took = monotonic_ns() - start;
+        if (static_cast<double>(took) >= slow_callback_duration_ * 1e9) report_slow(node, took);
+    }
+}
+
+void EventLoop::enqueue(HandleNode* node) noexcept {
+    // An fd's handle is queued at most once per iteration, and never after it
+    // was removed.
+    if (node->flags & (HandleNode::queued | HandleNode::cancelled)) return;
+    node->flags |= HandleNode::queued;
+    ready_.push(node);
+}
+
+void EventLoop::ReadyQueue::push(HandleNode* node) noexcept {
+    node->next = nullptr;
+    if (tail)
+        tail->next = node;
+    else
+        head = node;
+    tail = node;
+    ++size;
+}
+
+HandleNode* EventLoop::ReadyQueue::pop() noexcept {
+    HandleNode* node = head;
+    head = node->next;
+    if (!head) tail = nullptr;
+    --size;
+    return node;
+}
+
+// ---- lifecycle ---------------------------------------------------------------
+
+EventLoop::EventLoop(Backend backend) {
+    clock_resolution_ns_ = monotonic_resolution_ns();
+    std::error_code ec;
+    selector_ = make_selector(backend, ec);
+    if (!ec) ec = self_pipe_.open();
+    if (!ec) ec = selector_->register_fd(self_pipe_.read_fd(), EVENT_READ, &self_pipe_);
+    if (ec) {
+        // A loop that cannot watch anything is useless; it starts closed and
+        // every call is refused with "Event loop is closed".
+        creation_error_ = ec;
+        log(LogLevel::error, "EventLoop: cannot create the %.*s selector: %s",
+            static_cast<int>(evloop::backend_name(backend).size()), evloop::backend_name(backend).data(),
+            ec.message().c_str());
+        self_pipe_.close();
+        if (selector_) selector_->close();
+        closed_.store(true);
+        inbox_.store(closed_marker());
+    }
+}
+
+EventLoop::~EventLoop() {
+    if (is_running()) {
+        log(LogLevel::error, "EventLoop destroyed while running; aborting");
+        std::abort();  // its frames are still on the stack: no safe way on
+    }
+    (void)close();
+}
+
+std::error_code EventLoop::check_can_run() {
+    if (is_closed()) return detail::refuse(errc::loop_closed, "run_forever");
+    if (is_running()) return detail::refuse(errc::loop_running, "run_forever");
+    if (detail::running_loop() != nullptr) return detail::refuse(errc::another_loop_running, "run_forever");
+    return {};
+}
+
+std::error_code EventLoop::run_forever() {
+    if (std::error_code ec = check_can_run()) return ec;
+    detail::set_running_loop(this);
+    running_.store(true, std::memory_order_release);
+    // Reset on every way out, exceptions included (CONTRACT 13, 15).
+    struct Cleanup {
+        EventLoop& loop;
+        ~Cleanup() {
+            loop.stopping_.store(false, std::memory_order_relaxed);
+            loop.running_.store(false, std::memory_order_release);
+            detail::set_running_loop(nullptr);
+        }
+    } cleanup{*this};
+    for (;;) {
+        if (std::error_code ec = run_once()) return ec;
+        if (stopping_.load(std::memory_order_relaxed)) return {};
+    }
+}
+
+std::error_code EventLoop::close() {
+    if (is_running()) return detail::refuse(errc::close_running_loop, "close");
+    if (closed_.exchange(true)) return {};
+    // Shut the inbox, then wait out threads that are between their push and
+    // their wakeup write, so no one writes to a self-pipe fd we are closing.
+    HandleNode* posted = inbox_.exchange(closed_marker());
+    while (posting_.load() != 0) std::this_thread::yield();
+    while (posted) {
+        HandleNode* node = std::exchange(posted, posted->next);
+        node->flags |= HandleNode::cancelled;
+        node->callback.reset();
+        node->release();
+    }
+    drop_all_handles();
+    selector_->close();
+    self_pipe_.close();
+    return {};
+}
+
+void EventLoop::drop_all_handles() noexcept {
+    // Every dropped callback's handle reports cancelled(): a call accepted by
+    // the loop either runs or visibly does not (asyncio just forgets them).
+    while (ready_.size > 0) {
+        HandleNode* node = ready_.pop();
+        node->flags = static_cast<std::uint8_t>((node->flags & ~HandleNode::queued) | HandleNode::cancelled);
+        node->callback.reset();
+        if (!(node->flags & HandleNode::persistent)) node->release();
+    }
+    for (HandleNode* node : timers_.nodes()) {
+        node->flags = static_cast<std::uint8_t>((node->flags & ~HandleNode::scheduled) | HandleNode::cancelled);
+        node->loop = nullptr;
+        node->callback.reset();
+        node->release();
+    }
+    timers_.nodes().clear();
+    for (std::size_t fd = 0; fd < watches_.size(); ++fd) {
+        remove_watch(static_cast<int>(fd), false);
+        remove_watch(static_cast<int>(fd), true);
+    }
+}
+
+// ---- scheduling --------------------------------------------------------------
+
+double EventLoop::time() const noexcept { return static_cast<double>(monotonic_ns()) / 1e9; }
+std::int64_t EventLoop::time_ns() const noexcept { return monotonic_ns(); }
+
+Handle EventLoop::call_soon(Callback cb) {
+    if (is_closed()) return Handle::refused(detail::refuse(errc::loop_closed, "call_soon"));
+    // Posts this thread made with call_soon_threadsafe go first (CONTRACT 53).
+    if (wake_pending_.load(std::memory_order_relaxed)) take_inbox();
+    HandleNode* node = HandleNode::create(2, HandleNode::queued, this, std::move(cb));
+    ready_.push(node);
+    return Handle::adopt(node);
+}
+
+Handle EventLoop::call_soon_threadsafe(Callback cb) {
+    HandleNode* node = HandleNode::create(2, 0, this, std::move(cb));
+    posting_.fetch_add(1);
+    HandleNode* head = inbox_.load();
+    do {
+        if (head == closed_marker()) {
+            posting_.fetch_sub(1);
+            node->flags |= HandleNode::cancelled;
+            node->release();
+            node->release();
+            return Handle::refused(detail::refuse(errc::loop_closed, "call_soon_threadsafe"));
+        }
+        node->next = head;
+    } while (!inbox_.compare_exchange_weak(head, node));
+    // Only the first post since the loop last looked writes a byte.
+    if (!wake_pending_.exchange(true)) self_pipe_.notify();
+    posting_.fetch_sub(1);
+    return Handle::adopt(node);
+}
+
+void EventLoop::take_inbox() noexcept {
+    // Clear the flag before taking the stack: a post that lands after the
+    // exchange below then sees the flag clear and writes its own wakeup.
+    wake_pending_.exchange(false);
+    HandleNode* node = inbox_.exchange(nullptr);
+    // The stack is newest-first; reverse it so posts run in the order made.
+    HandleNode* fifo = nullptr;
+    while (node) {
+        HandleNode* next = node->next;
+        node->next = fifo;
+        fifo = node;
+        node = next;
+    }
+    while (fifo) {
+        HandleNode* next = fifo->next;
+        fifo->flags |= HandleNode::queued;
+        ready_.push(fifo);
+        fifo = next;
+    }
+}
+
+void EventLoop::on_self_pipe() {
+    // Signal numbers arrive here too once proc/ installs signal handlers; the
+    // foundation only uses 0 bytes (wakeups).
+    self_pipe_.drain([](int) {});
+    take_inbox();
+}
+
+std::int64_t EventLoop::to_ns(double seconds) noexcept {
+    double ns = seconds * 1e9;
+    if (ns >= static_cast<double>(kMaxDeadlineNs)) return kMaxDeadlineNs;
+    if (ns <= -static_cast<double>(kMaxDeadlineNs)) return -kMaxDeadlineNs;
+    return static_cast<std::int64_t>(ns);
+}
+
+std::int64_t EventLoop::saturating_add(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t sum = a + b;  // both are within ±kMaxDeadlineNs: cannot overflow
+    if (sum > kMaxDeadlineNs) return kMaxDeadlineNs;
+    if (sum < -kMaxDeadlineNs) return -kMaxDeadlineNs;
+    return sum;
+}
+
+TimerHandle EventLoop::call_later(double delay, Callback cb) {
+    if (std::isnan(delay)) return TimerHandle(Handle::refused(detail::refuse(errc::invalid_time, "call_later")));
+    return call_at_ns(saturating_add(time_ns(), to_ns(delay)), std::move(cb));
+}
+
+TimerHandle EventLoop::call_at(double when, Callback cb) {
+    if (std::isnan(when)) return TimerHandle(Handle::refused(detail::refuse(errc::invalid_time, "call_at")));
+    return call_at_ns(to_ns(when), std::move(cb));
+}
+
+TimerHandle EventLoop::call_at_ns(std::int64_t when_ns, Callback cb) {
+    if (is_closed()) return TimerHandle(Handle::refused(detail::refuse(errc::loop_closed, "call_at")));
+    HandleNode* node = HandleNode::create(2, HandleNode::scheduled | HandleNode::timer, this, std::move(cb));
+    node->when_ns = when_ns;
+    node->sequence = timer_sequence_++;
+    timers_.push(node);
+    return TimerHandle(Handle::adopt(node));
+}
+
+void EventLoop::timer_cancelled(HandleNode* node) noexcept {
+    // Eager removal: the heap never holds a cancelled timer (core/timer_heap.hpp).
+    timers_.remove(node);
+    node->flags &= static_cast<std::uint8_t>(~HandleNode::scheduled);
+    node->release();
+}
+
+LoopMetrics EventLoop::metrics() const noexcept {
+    LoopMetrics m = metrics_;
+    m.wakeups_written = self_pipe_.writes();
+    return m;
+}
+
+std::string_view EventLoop::backend_name() const noexcept { return selector_ ? selector_->name() : "none"; }
+
+namespace detail {
+void future_call_soon(EventLoop& loop, Callback&& cb) { (void)loop.call_soon(std::move(cb)); }
+}  // namespace detail
+
+}  // namespace evloop

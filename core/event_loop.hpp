@@ -1,0 +1,240 @@
+// core/event_loop.hpp — EventLoop: asyncio's base event loop in C++.
+//
+// One thread runs the loop; everything it does happens in run_once()
+// (core/event_loop.cpp), the function to read first. The loop owns:
+//  - a ready queue: an intrusive FIFO of Handle nodes, run in order;
+//  - a timer heap: TimerHandle nodes ordered by (deadline ns, sequence), with
+//    each node's heap index stored so cancel() removes it at once;
+//  - a Selector (platform/) for fd readiness, level-triggered;
+//  - a self-pipe, and an inbox (a lock-free stack) for call_soon_threadsafe.
+// Only call_soon_threadsafe, stop() and is_running() may be called from other
+// threads; everything else belongs to the loop's thread, as in asyncio.
+// Layer: core. Read next: core/event_loop.cpp, then core/timer_heap.hpp.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+#include "core/callback.hpp"
+#include "core/errors.hpp"
+#include "core/future.hpp"
+#include "core/handle.hpp"
+#include "core/result.hpp"
+#include "core/timer_heap.hpp"
+#include "platform/selector.hpp"
+#include "platform/self_pipe.hpp"
+
+namespace evloop {
+
+/// What call_exception_handler receives (asyncio's context dict). Keys that
+/// later layers add (future, task, transport, protocol) arrive with them.
+struct ExceptionContext {
+    std::string message;      ///< always set
+    std::error_code error;    ///< the error, when it is an error code
+#if EVLOOP_EXCEPTIONS
+    std::exception_ptr exception;  ///< the exception, when one escaped a callback
+#endif
+    Handle handle;            ///< the callback that failed, if any
+    int socket = -1;          ///< the fd involved, if any
+};
+
+class EventLoop;
+/// A custom exception handler: handler(loop, context).
+using ExceptionHandler = std::function<void(EventLoop&, const ExceptionContext&)>;
+
+/// Counters a program may read to see what its loop did.
+struct LoopMetrics {
+    std::uint64_t iterations = 0;      ///< run_once() calls
+    std::uint64_t callbacks_run = 0;   ///< handles executed
+    std::uint64_t wakeups_written = 0; ///< bytes written to the self-pipe
+};
+
+class EventLoop {
+public:
+    /// A loop over the given selector backend (the OS default if automatic).
+    /// If the backend cannot be created the loop starts closed and
+    /// creation_error() says why.
+    explicit EventLoop(Backend backend = Backend::automatic);
+    /// Closes the loop if needed. Destroying a running loop is a bug: the
+    /// destructor logs it and aborts rather than free memory still in use.
+    ~EventLoop();
+    EventLoop(const EventLoop&) = delete;
+    EventLoop& operator=(const EventLoop&) = delete;
+
+    // ---- lifecycle ----------------------------------------------------------
+    /// Runs until stop() is called. Refused if closed or already running, or
+    /// if another loop runs on this thread. Returns a selector failure, if any.
+    std::error_code run_forever();
+    /// Runs until `future` is done and returns its result (CONTRACT 16–25).
+    template <class T>
+    Result<T> run_until_complete(Future<T> future);
+    /// Asks the loop to stop after the current iteration (CONTRACT 10–12). Not
+    /// a wakeup: from another thread use call_soon_threadsafe([&]{ loop.stop(); }).
+    void stop() noexcept { stopping_.store(true, std::memory_order_relaxed); }
+    /// Drops pending callbacks and timers (their handles report cancelled()),
+    /// closes the selector and the self-pipe. Idempotent; refused while running.
+    std::error_code close();
+    bool is_running() const noexcept { return running_.load(std::memory_order_acquire); }
+    bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+    /// Why the constructor could not create the selector (empty normally).
+    std::error_code creation_error() const noexcept { return creation_error_; }
+
+    /// One iteration: poll, dispatch, run what is ready. run_forever() calls it
+    /// in a loop; it is public so a reader can find and call it.
+    std::error_code run_once();
+
+    // ---- time and callbacks -------------------------------------------------
+    /// The loop's clock: monotonic seconds (asyncio's loop.time()).
+    double time() const noexcept;
+    /// The same clock in integer nanoseconds.
+    std::int64_t time_ns() const noexcept;
+    /// Schedules `cb` to run on a later iteration, FIFO (CONTRACT 27, 28).
+    Handle call_soon(Callback cb);
+    /// call_soon from any thread; wakes the loop. A burst of calls writes one
+    /// wakeup byte. Refused (empty Handle) once the loop is closed.
+    Handle call_soon_threadsafe(Callback cb);
+    /// Runs `cb` after `delay` seconds (negative and zero: next iteration).
+    TimerHandle call_later(double delay, Callback cb);
+    template <class Rep, class Period>
+    TimerHandle call_later(std::chrono::duration<Rep, Period> delay, Callback cb) {
+        if constexpr (std::is_floating_point_v<Rep>)  // may be NaN: take the checked path
+            return call_later(std::chrono::duration<double>(delay).count(), std::move(cb));
+        else
+            return call_at_ns(saturating_add(time_ns(), to_ns(delay)), std::move(cb));
+    }
+    /// Runs `cb` at loop.time() == `when`.
+    TimerHandle call_at(double when, Callback cb);
+    TimerHandle call_at(std::chrono::steady_clock::time_point when, Callback cb) {
+        // steady_clock is CLOCK_MONOTONIC on Linux: the loop's own clock.
+        return call_at_ns(to_ns(when.time_since_epoch()), std::move(cb));
+    }
+
+    // ---- watching file descriptors -----------------------------------------
+    /// Calls `cb` on every iteration while `fd` is readable; replaces a reader
+    /// already there (CONTRACT 186–194). EBADF for a closed fd, errc::invalid_fd
+    /// for a negative one.
+    [[nodiscard]] std::error_code add_reader(int fd, Callback cb);
+    /// True if a reader was registered and is now removed.
+    bool remove_reader(int fd);
+    [[nodiscard]] std::error_code add_writer(int fd, Callback cb);
+    bool remove_writer(int fd);
+
+    // ---- debugging and errors -----------------------------------------------
+    void set_debug(bool enabled) noexcept { debug_ = enabled; }
+    bool get_debug() const noexcept { return debug_; }
+    /// In debug mode, a callback running longer than this (seconds) is logged.
+    double slow_callback_duration() const noexcept { return slow_callback_duration_; }
+    void set_slow_callback_duration(double seconds) noexcept { slow_callback_duration_ = seconds; }
+    /// Sends `context` to the custom handler, or to default_exception_handler.
+    /// An exception thrown by a custom handler is logged, never propagated.
+    void call_exception_handler(const ExceptionContext& context);
+    /// Installs a handler (an empty one restores the default).
+    void set_exception_handler(ExceptionHandler handler) { exception_handler_ = std::move(handler); }
+    const ExceptionHandler& get_exception_handler() const noexcept { return exception_handler_; }
+    /// Logs the context at ERROR level through the logger (core/log.hpp).
+    void default_exception_handler(const ExceptionContext& context);
+
+    /// Counters (iterations, callbacks run, wakeup bytes written).
+    LoopMetrics metrics() const noexcept;
+    /// Name of the selector backend in use ("epoll", "poll").
+    std::string_view backend_name() const noexcept;
+    /// The selector, for layers above core (net/, proc/).
+    Selector& selector() noexcept { return *selector_; }
+    /// Timers waiting in the heap (cancelled ones are removed at once).
+    std::size_t scheduled_timers() const noexcept { return timers_.size(); }
+
+    // Internal: TimerHandle::cancel() calls this to take a timer out of the heap.
+    void timer_cancelled(detail::HandleNode* node) noexcept;
+
+private:
+    struct FdWatch {
+        detail::HandleNode* reader = nullptr;
+        detail::HandleNode* writer = nullptr;
+    };
+    // The ready queue: an intrusive FIFO through HandleNode::next.
+    struct ReadyQueue {
+        detail::HandleNode* head = nullptr;
+        detail::HandleNode* tail = nullptr;
+        std::size_t size = 0;
+        void push(detail::HandleNode* node) noexcept;
+        detail::HandleNode* pop() noexcept;
+    };
+
+    // run_once's named steps, in order.
+    std::int64_t compute_timeout() noexcept;
+    void process_events(std::span<const SelectorEvent> events);
+    void move_due_timers();
+    void run_ready(std::size_t count);
+
+    void enqueue(detail::HandleNode* node) noexcept;
+    void run_handle(detail::HandleNode* node);
+    void report_slow(detail::HandleNode* node, std::int64_t took_ns);
+    void take_inbox() noexcept;
+    void on_self_pipe();
+    TimerHandle call_at_ns(std::int64_t when_ns, Callback cb);
+    std::error_code check_can_run();
+    std::error_code add_watch(int fd, Callback cb, bool write);
+    bool remove_watch(int fd, bool write);
+    void retire_watch(detail::HandleNode* node) noexcept;
+    std::error_code update_selector(int fd);
+    void drop_all_handles() noexcept;
+
+    template <class Rep, class Period>
+    static std::int64_t to_ns(std::chrono::duration<Rep, Period> d) noexcept {
+        double seconds = std::chrono::duration<double>(d).count();
+        // Out of range: clamp (to_ns(double) does). In range: exact integer ns.
+        if (std::abs(seconds) > 1e9) return to_ns(seconds);
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    }
+    static std::int64_t to_ns(double seconds) noexcept;
+    static std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept;
+
+    std::unique_ptr<Selector> selector_;
+    SelfPipe self_pipe_;
+    ReadyQueue ready_;
+    detail::TimerHeap timers_;
+    std::uint64_t timer_sequence_ = 0;
+    std::vector<FdWatch> watches_;  // indexed by fd
+
+    // call_soon_threadsafe: a lock-free stack of nodes, taken whole by the loop.
+    // wake_pending_ makes only the first call of a burst write to the self-pipe.
+    std::atomic<detail::HandleNode*> inbox_{nullptr};
+    std::atomic<bool> wake_pending_{false};
+    std::atomic<int> posting_{0};  // threads between their push and their wakeup write
+
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> running_{false};
+    std::atomic<bool> closed_{false};
+    bool debug_ = false;
+    double slow_callback_duration_ = 0.1;
+    std::int64_t clock_resolution_ns_ = 1;
+    std::error_code creation_error_;
+    ExceptionHandler exception_handler_;
+    LoopMetrics metrics_;
+};
+
+template <class T>
+Result<T> EventLoop::run_until_complete(Future<T> future) {
+    if (&future.get_loop() != this)
+        return detail::refuse(errc::future_other_loop, "run_until_complete");
+    if (std::error_code ec = check_can_run()) return ec;
+    // The stop callback is removed afterwards, so a stop that never fired
+    // cannot end a later run_forever early (CONTRACT 25).
+    std::uint64_t token = future.add_done_callback([this](Future<T>&) { stop(); });
+    std::error_code ec = run_forever();
+    future.remove_done_callback(token);
+    if (ec) return ec;
+    if (!future.done()) return make_error_code(errc::stopped_before_complete);
+    return future.result();
+}
+
+}  // namespace evloop

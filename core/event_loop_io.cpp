@@ -1,0 +1,82 @@
+// core/event_loop_io.cpp — add_reader / add_writer: watching file descriptors.
+//
+// Each watched fd has an FdWatch holding at most one reader and one writer
+// handle. Those handles are persistent: the loop queues the same node on every
+// iteration the fd is ready (level-triggered, CONTRACT 191) instead of making a
+// new one, so a busy socket costs no allocation per event. The selector is told
+// the union of both interests; removing one re-registers the other (CONTRACT 190).
+// Layer: core. Read next: core/event_loop_errors.cpp.
+#include "core/event_loop.hpp"
+
+namespace evloop {
+
+using detail::HandleNode;
+
+std::error_code EventLoop::add_reader(int fd, Callback cb) { return add_watch(fd, std::move(cb), false); }
+std::error_code EventLoop::add_writer(int fd, Callback cb) { return add_watch(fd, std::move(cb), true); }
+bool EventLoop::remove_reader(int fd) { return remove_watch(fd, false); }
+bool EventLoop::remove_writer(int fd) { return remove_watch(fd, true); }
+
+std::error_code EventLoop::add_watch(int fd, Callback cb, bool write) {
+    const char* what = write ? "add_writer" : "add_reader";
+    if (is_closed()) return detail::refuse(errc::loop_closed, what);
+    if (fd < 0) return detail::refuse(errc::invalid_fd, what);
+    if (static_cast<std::size_t>(fd) >= watches_.size()) watches_.resize(static_cast<std::size_t>(fd) + 1);
+    HandleNode*& slot = write ? watches_[static_cast<std::size_t>(fd)].writer
+                              : watches_[static_cast<std::size_t>(fd)].reader;
+    HandleNode* node = HandleNode::create(1, HandleNode::persistent, this, std::move(cb));
+    HandleNode* old = std::exchange(slot, node);
+    if (std::error_code ec = update_selector(fd)) {
+        // The kernel refused (EBADF for a closed fd, EPERM for a regular file
+        // under epoll): leave everything as it was.
+        slot = old;
+        node->flags |= HandleNode::cancelled;
+        node->release();
+        return ec;
+    }
+    // Replacing a callback cancels the old handle (CONTRACT 189).
+    if (old) retire_watch(old);
+    return {};
+}
+
+bool EventLoop::remove_watch(int fd, bool write) {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return false;
+    HandleNode*& slot = write ? watches_[static_cast<std::size_t>(fd)].writer
+                              : watches_[static_cast<std::size_t>(fd)].reader;
+    if (!slot) return false;
+    HandleNode* node = std::exchange(slot, nullptr);
+    // The fd may already be closed; the selector forgets it either way.
+    (void)update_selector(fd);
+    retire_watch(node);
+    return true;
+}
+
+void EventLoop::retire_watch(HandleNode* node) noexcept {
+    node->flags |= HandleNode::cancelled;
+    // Still queued or running: run_ready() releases it when it gets there.
+    if (node->flags & (HandleNode::queued | HandleNode::running)) {
+        if (!(node->flags & HandleNode::running)) node->callback.reset();
+        return;
+    }
+    node->callback.reset();
+    node->release();
+}
+
+std::error_code EventLoop::update_selector(int fd) {
+    const FdWatch& watch = watches_[static_cast<std::size_t>(fd)];
+    std::uint32_t mask = (watch.reader ? EVENT_READ : 0) | (watch.writer ? EVENT_WRITE : 0);
+    const SelectorKey* key = selector_->get_key(fd);
+    if (!key) return mask ? selector_->register_fd(fd, mask, nullptr) : std::error_code{};
+    if (!mask) return selector_->unregister_fd(fd);
+    if (key->events == mask) return {};
+    std::error_code ec = selector_->modify(fd, mask, nullptr);
+    if (ec == std::errc::no_such_file_or_directory || ec == std::errc::bad_file_descriptor) {
+        // The fd was closed and its number reused without remove_reader():
+        // the kernel forgot the old registration, so start a fresh one.
+        (void)selector_->unregister_fd(fd);
+        ec = selector_->register_fd(fd, mask, nullptr);
+    }
+    return ec;
+}
+
+}  // namespace evloop

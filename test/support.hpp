@@ -1,0 +1,82 @@
+// test/support.hpp — helpers shared by the test files.
+//
+// CHECK_REFUSED(expr, errc) proves that a call is refused the way
+// core/errors.hpp promises in *this* build: an evloop::Error with that code
+// when exceptions are on, an ERROR log line with that message when they are off.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/errors.hpp"
+#include "core/event_loop.hpp"
+#include "core/log.hpp"
+#include "platform/clock.hpp"
+
+namespace evloop::test {
+
+/// Captures log lines while alive (the sink is process-wide; tests are serial).
+class LogCapture {
+public:
+    LogCapture() { previous_ = set_log_sink(&sink); lines().clear(); }
+    ~LogCapture() { set_log_sink(previous_); }
+    static std::vector<std::pair<LogLevel, std::string>>& lines() {
+        static std::vector<std::pair<LogLevel, std::string>> captured;
+        return captured;
+    }
+    bool contains(std::string_view text) const {
+        std::lock_guard lock(mutex());
+        for (auto& line : lines())
+            if (line.second.find(text) != std::string::npos) return true;
+        return false;
+    }
+    std::size_t count() const {
+        std::lock_guard lock(mutex());
+        return lines().size();
+    }
+
+private:
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    static void sink(LogLevel level, std::string_view message) {
+        std::lock_guard lock(mutex());
+        lines().emplace_back(level, std::string(message));
+    }
+    LogSink previous_;
+};
+
+/// True if running `fn` was refused with `code` (see file comment).
+inline bool refused_with(errc code, const std::function<void()>& fn) {
+#if EVLOOP_EXCEPTIONS
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.code() == make_error_code(code);
+    }
+    return false;
+#else
+    LogCapture capture;
+    fn();
+    return capture.contains(make_error_code(code).message());
+#endif
+}
+
+#define CHECK_REFUSED(code, ...) CHECK(::evloop::test::refused_with((code), [&] { __VA_ARGS__; }))
+
+/// Runs the loop until `done()` or `seconds` pass (a guard against hangs:
+/// a test that needs the guard has failed). Returns done().
+inline bool run_until(EventLoop& loop, const std::function<bool()>& done, double seconds = 5.0) {
+    std::int64_t deadline = monotonic_ns() + static_cast<std::int64_t>(seconds * 1e9);
+    while (!done() && monotonic_ns() < deadline) {
+        if (loop.run_once()) return false;
+    }
+    return done();
+}
+
+}  // namespace evloop::test
