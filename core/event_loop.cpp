@@ -1,7 +1,7 @@
 // core/event_loop.cpp — the loop itself: run_once() and the steps it calls,
 // lifecycle (run_forever, stop, close), and scheduling (call_soon, timers,
-// call_soon_threadsafe). Watching fds is in core/event_loop_io.cpp, error
-// reporting in core/event_loop_errors.cpp.
+// call_soon_threadsafe is in core/event_loop_threadsafe.cpp, watching fds in
+// core/event_loop_io.cpp, error reporting in core/event_loop_errors.cpp.
 //
 // asyncio's rule holds here too: callbacks are *called* in one place only,
 // run_ready(); everything else appends to the ready queue.
@@ -25,10 +25,6 @@ namespace {
 constexpr std::int64_t kMaxSelectTimeoutNs = 24LL * 3600 * 1'000'000'000;  // asyncio: one day
 // Deadlines are clamped to ±73 years so deadline arithmetic can never overflow.
 constexpr std::int64_t kMaxDeadlineNs = std::numeric_limits<std::int64_t>::max() / 4;
-
-// Marks the inbox of a closed loop: call_soon_threadsafe sees it and refuses.
-HandleNode g_closed_inbox;
-HandleNode* closed_marker() noexcept { return &g_closed_inbox; }
 
 }  // namespace
 
@@ -172,7 +168,7 @@ EventLoop::EventLoop(Backend backend) {
         self_pipe_.close();
         if (selector_) selector_->close();
         closed_.store(true);
-        inbox_.store(closed_marker());
+        inbox_.store(closed_inbox());
     }
 }
 
@@ -215,7 +211,7 @@ std::error_code EventLoop::close() {
     if (closed_.exchange(true)) return {};
     // Shut the inbox, then wait out threads that are between their push and
     // their wakeup write, so no one writes to a self-pipe fd we are closing.
-    HandleNode* posted = inbox_.exchange(closed_marker());
+    HandleNode* posted = inbox_.exchange(closed_inbox());
     while (posting_.load() != 0) std::this_thread::yield();
     while (posted) {
         HandleNode* node = std::exchange(posted, posted->next);
@@ -263,54 +259,6 @@ Handle EventLoop::call_soon(Callback cb) {
     HandleNode* node = HandleNode::create(2, HandleNode::queued, this, std::move(cb));
     ready_.push(node);
     return Handle::adopt(node);
-}
-
-Handle EventLoop::call_soon_threadsafe(Callback cb) {
-    HandleNode* node = HandleNode::create(2, 0, this, std::move(cb));
-    posting_.fetch_add(1);
-    HandleNode* head = inbox_.load();
-    do {
-        if (head == closed_marker()) {
-            posting_.fetch_sub(1);
-            node->flags |= HandleNode::cancelled;
-            node->release();
-            node->release();
-            return Handle::refused(detail::refuse(errc::loop_closed, "call_soon_threadsafe"));
-        }
-        node->next = head;
-    } while (!inbox_.compare_exchange_weak(head, node));
-    // Only the first post since the loop last looked writes a byte.
-    if (!wake_pending_.exchange(true)) self_pipe_.notify();
-    posting_.fetch_sub(1);
-    return Handle::adopt(node);
-}
-
-void EventLoop::take_inbox() noexcept {
-    // Clear the flag before taking the stack: a post that lands after the
-    // exchange below then sees the flag clear and writes its own wakeup.
-    wake_pending_.exchange(false);
-    HandleNode* node = inbox_.exchange(nullptr);
-    // The stack is newest-first; reverse it so posts run in the order made.
-    HandleNode* fifo = nullptr;
-    while (node) {
-        HandleNode* next = node->next;
-        node->next = fifo;
-        fifo = node;
-        node = next;
-    }
-    while (fifo) {
-        HandleNode* next = fifo->next;
-        fifo->flags |= HandleNode::queued;
-        ready_.push(fifo);
-        fifo = next;
-    }
-}
-
-void EventLoop::on_self_pipe() {
-    // Signal numbers arrive here too once proc/ installs signal handlers; the
-    // foundation only uses 0 bytes (wakeups).
-    self_pipe_.drain([](int) {});
-    take_inbox();
 }
 
 std::int64_t EventLoop::to_ns(double seconds) noexcept {

@@ -38,12 +38,12 @@ namespace evloop {
 /// What call_exception_handler receives (asyncio's context dict). Keys that
 /// later layers add (future, task, transport, protocol) arrive with them.
 struct ExceptionContext {
-    std::string message;      ///< always set
-    std::error_code error;    ///< the error, when it is an error code
+    std::string message{};      ///< always set
+    std::error_code error{};    ///< the error, when it is an error code
 #if EVLOOP_EXCEPTIONS
-    std::exception_ptr exception;  ///< the exception, when one escaped a callback
+    std::exception_ptr exception{};  ///< the exception, when one escaped a callback
 #endif
-    Handle handle;            ///< the callback that failed, if any
+    Handle handle{};            ///< the callback that failed, if any
     int socket = -1;          ///< the fd involved, if any
 };
 
@@ -179,6 +179,7 @@ private:
     void run_handle(detail::HandleNode* node);
     void report_slow(detail::HandleNode* node, std::int64_t took_ns);
     void take_inbox() noexcept;
+    static detail::HandleNode* closed_inbox() noexcept;
     void on_self_pipe();
     TimerHandle call_at_ns(std::int64_t when_ns, Callback cb);
     std::error_code check_can_run();

@@ -68,7 +68,9 @@ std::error_code EventLoop::update_selector(int fd) {
     const SelectorKey* key = selector_->get_key(fd);
     if (!key) return mask ? selector_->register_fd(fd, mask, nullptr) : std::error_code{};
     if (!mask) return selector_->unregister_fd(fd);
-    if (key->events == mask) return {};
+    // Always re-arm, even when the mask is unchanged (a replaced reader): if
+    // the fd was closed and its number reused without remove_reader(), only
+    // this kernel call finds out that the old registration is gone.
     std::error_code ec = selector_->modify(fd, mask, nullptr);
     if (ec == std::errc::no_such_file_or_directory || ec == std::errc::bad_file_descriptor) {
         // The fd was closed and its number reused without remove_reader():

@@ -52,12 +52,11 @@ public:
         SelectorKey* key = table_.find(fd);
         if (!key) return {ENOENT, std::system_category()};
         if (events == 0 || (events & ~(EVENT_READ | EVENT_WRITE)) != 0) return {EINVAL, std::system_category()};
-        // Only a change of interest needs the kernel; a new data pointer does not.
-        if (events != key->events) {
-            SelectorKey changed = *key;
-            changed.events = events;
-            if (std::error_code ec = ctl(EPOLL_CTL_MOD, changed)) return ec;
-        }
+        // The kernel is asked even when the interest is unchanged: that is how a
+        // caller learns (ENOENT) that the fd was closed behind its back.
+        SelectorKey changed = *key;
+        changed.events = events;
+        if (std::error_code ec = ctl(EPOLL_CTL_MOD, changed)) return ec;
         key->events = events;
         key->data = data;
         return {};

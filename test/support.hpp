@@ -73,9 +73,12 @@ inline bool refused_with(errc code, const std::function<void()>& fn) {
 /// a test that needs the guard has failed). Returns done().
 inline bool run_until(EventLoop& loop, const std::function<bool()>& done, double seconds = 5.0) {
     std::int64_t deadline = monotonic_ns() + static_cast<std::int64_t>(seconds * 1e9);
+    // A timer at the deadline, so run_once cannot block past it.
+    TimerHandle guard = loop.call_later(seconds, [] {});
     while (!done() && monotonic_ns() < deadline) {
         if (loop.run_once()) return false;
     }
+    guard.cancel();
     return done();
 }
 
