@@ -33,8 +33,15 @@ public:
         ensure();
         return std::move(*value_);
     }
+    const T& value() const& {
+        ensure();
+        return *value_;
+    }
     T* operator->() { return &value(); }
+    const T* operator->() const { return &value(); }
     T& operator*() & { return value(); }
+    const T& operator*() const& { return value(); }
+    T&& operator*() && { return std::move(*this).value(); }
 
 private:
     void ensure() const;
