@@ -65,9 +65,13 @@ public:
               class = std::enable_if_t<!std::is_same_v<D, UniqueFunction> && std::is_invocable_r_v<R, D&, Args...>>>
     UniqueFunction(F&& f) {  // NOLINT: implicit on purpose, as std::function
         if constexpr (fits_inline<D>) {
+            // Relocation copies all of storage_; give the unused tail a value.
+            if constexpr (sizeof(D) < sizeof(storage_))
+                std::memset(storage_ + sizeof(D), 0, sizeof(storage_) - sizeof(D));
             ::new (static_cast<void*>(storage_)) D(std::forward<F>(f));
             ops_ = &InlineOps<D>::ops;
         } else {
+            std::memset(storage_, 0, sizeof(storage_));
             ::new (static_cast<void*>(storage_)) D*(new D(std::forward<F>(f)));
             ops_ = &HeapOps<D>::ops;
         }
@@ -108,7 +112,7 @@ private:
         if (ops_->relocate)
             ops_->relocate(storage_, other.storage_);
         else
-            std::memcpy(storage_, other.storage_, Inline);
+            std::memcpy(storage_, other.storage_, sizeof(storage_));
     }
 
     alignas(std::max_align_t) unsigned char storage_[Inline < sizeof(void*) ? sizeof(void*) : Inline];

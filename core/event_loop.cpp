@@ -39,6 +39,11 @@ constexpr std::int64_t kMaxDeadlineNs = std::numeric_limits<std::int64_t>::max()
 //     for the next iteration, after another poll (CONTRACT 28, 29).
 std::error_code EventLoop::run_once() {
     if (is_closed()) return detail::refuse(errc::loop_closed, "run_once");
+    if (in_run_once_) return detail::refuse(errc::loop_running, "run_once");  // called from a callback
+    struct Flag {  // cleared on every way out, exceptions included
+        bool& set;
+        ~Flag() { set = false; }
+    } reentry{in_run_once_ = true};
     if (wake_pending_.load(std::memory_order_relaxed)) take_inbox();
     std::int64_t timeout_ns = compute_timeout();
     std::span<const SelectorEvent> events;

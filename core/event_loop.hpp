@@ -216,6 +216,7 @@ private:
     std::atomic<bool> running_{false};
     std::atomic<bool> closed_{false};
     bool debug_ = false;
+    bool in_run_once_ = false;
     double slow_callback_duration_ = 0.1;
     std::int64_t clock_resolution_ns_ = 1;
     std::error_code creation_error_;

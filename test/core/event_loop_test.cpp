@@ -2,6 +2,8 @@
 // core/event_loop.cpp, item by item from CONTRACT.md (numbers in the names).
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -114,6 +116,43 @@ TEST_CASE("8: run_forever inside the running loop is refused") {
     });
     CHECK_FALSE(loop.run_forever());
     CHECK(checked);
+}
+
+TEST_CASE("run_once from inside a callback is refused (no re-entrant iterations)") {
+    EventLoop loop;
+    bool checked = false;
+    loop.call_soon([&] {
+        CHECK_REFUSED(errc::loop_running, (void)loop.run_once());
+        checked = true;
+    });
+    CHECK_FALSE(loop.run_once());
+    CHECK(checked);
+    loop.call_soon([] {});
+    CHECK_FALSE(loop.run_once());  // the flag was cleared
+}
+
+TEST_CASE("a loop whose selector cannot be created starts closed and says why") {
+    rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+    // A limit at the lowest free fd number allows no new fd at all:
+    // epoll_create1 and pipe2 fail with EMFILE.
+    int lowest_free = ::dup(0);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    rlimit tight = old;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    {
+        test::LogCapture log;
+        EventLoop loop;
+        CHECK(loop.is_closed());
+        CHECK(loop.creation_error() == std::errc::too_many_files_open);
+        CHECK(log.contains("cannot create"));
+        CHECK_REFUSED(errc::loop_closed, (void)loop.call_soon([] {}));
+        CHECK_REFUSED(errc::loop_closed, (void)loop.run_forever());
+        CHECK_REFUSED(errc::loop_closed, (void)loop.call_soon_threadsafe([] {}));
+    }
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
 }
 
 TEST_CASE("9: running a loop while another runs on this thread is refused") {
