@@ -1,5 +1,5 @@
 // core/event_loop.cpp — the loop itself: run_once() and the steps it calls,
-// lifecycle (run_forever, stop, close), and scheduling (call_soon, timers,
+// lifecycle (run_forever, stop, close), and scheduling (call_soon, timers).
 // call_soon_threadsafe is in core/event_loop_threadsafe.cpp, watching fds in
 // core/event_loop_io.cpp, error reporting in core/event_loop_errors.cpp.
 //
@@ -40,10 +40,11 @@ constexpr std::int64_t kMaxDeadlineNs = std::numeric_limits<std::int64_t>::max()
 std::error_code EventLoop::run_once() {
     if (is_closed()) return detail::refuse(errc::loop_closed, "run_once");
     if (in_run_once_) return detail::refuse(errc::loop_running, "run_once");  // called from a callback
-    struct Flag {  // cleared on every way out, exceptions included
-        bool& set;
-        ~Flag() { set = false; }
-    } reentry{in_run_once_ = true};
+    in_run_once_ = true;
+    struct ClearOnExit {  // on every way out, exceptions included
+        bool& flag;
+        ~ClearOnExit() { flag = false; }
+    } clear{in_run_once_};
     if (wake_pending_.load(std::memory_order_relaxed)) take_inbox();
     std::int64_t timeout_ns = compute_timeout();
     std::span<const SelectorEvent> events;

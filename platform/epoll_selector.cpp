@@ -39,13 +39,14 @@ public:
 
     std::error_code register_fd(int fd, std::uint32_t events, void* data) override {
         if (!epfd_) return {EBADF, std::system_category()};
-        if (std::error_code ec = table_.add(fd, events, data)) return ec;
-        SelectorKey& key = *table_.find(fd);
-        if (std::error_code ec = ctl(EPOLL_CTL_ADD, key)) {
-            table_.remove(key);
-            return ec;
-        }
-        return {};
+        if (fd < 0 || events == 0 || (events & ~(EVENT_READ | EVENT_WRITE)) != 0)
+            return {EINVAL, std::system_category()};
+        if (table_.find(fd)) return {EEXIST, std::system_category()};
+        // The kernel vets the fd before the table grows to hold it: a bogus
+        // huge fd number must fail with EBADF, not allocate a huge table.
+        SelectorKey key{fd, events, data, table_.next_generation()};
+        if (std::error_code ec = ctl(EPOLL_CTL_ADD, key)) return ec;
+        return table_.add(fd, events, data);
     }
 
     std::error_code modify(int fd, std::uint32_t events, void* data) override {

@@ -57,8 +57,10 @@ public:
     virtual std::error_code modify(int fd, std::uint32_t events, void* data) = 0;
     /// Stops watching `fd` (ENOENT if unknown). Call it before closing the fd.
     virtual std::error_code unregister_fd(int fd) = 0;
-    /// Waits up to `timeout_ns` (negative: forever; 0: just poll) and returns the
+    /// Waits up to `timeout_ns` (negative: forever; 0: just poll) and returns
     /// ready fds in a buffer the selector owns, valid until the next select().
+    /// A backend may spread a very large batch over several calls (epoll grows
+    /// its buffer after a full one); level-triggering means none is lost.
     /// Sub-millisecond timeouts round up, so a short wait never becomes a spin.
     /// An EINTR returns an empty batch without error: the caller recomputes its
     /// timeout, which keeps timers on time through a signal storm.

@@ -26,6 +26,8 @@ public:
         ++count_;
         return {};
     }
+    /// The generation the next add() will give its key.
+    std::uint32_t next_generation() const noexcept { return generation_ + 1; }
     SelectorKey* find(int fd) noexcept {
         if (fd < 0 || static_cast<std::size_t>(fd) >= slots_.size()) return nullptr;
         SelectorKey& key = slots_[static_cast<std::size_t>(fd)];

@@ -15,8 +15,10 @@ std::error_code SelfPipe::open() noexcept {
 }
 
 void SelfPipe::close() noexcept {
-    read_.reset();
+    // Write end first: a signal handler's notify() landing between the two
+    // closes must not write into a pipe with no reader (that is SIGPIPE).
     write_.reset();
+    read_.reset();
 }
 
 void SelfPipe::notify(std::uint8_t byte) noexcept {
