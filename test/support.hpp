@@ -17,6 +17,22 @@
 #include "core/log.hpp"
 #include "platform/clock.hpp"
 
+// Which sanitizer this binary is built with (gcc and clang spell it differently).
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EVLOOP_TEST_TSAN 1
+#endif
+#if __has_feature(address_sanitizer)
+#define EVLOOP_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define EVLOOP_TEST_TSAN 1
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define EVLOOP_TEST_ASAN 1
+#endif
+
 namespace evloop::test {
 
 /// Captures log lines while alive (the sink is process-wide; tests are serial).

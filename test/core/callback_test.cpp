@@ -1,6 +1,8 @@
 // test/core/callback_test.cpp — UniqueFunction (core/callback.hpp) and the
 // promise that scheduling a small lambda allocates nothing. This binary
-// replaces the global operator new with a counting one.
+// replaces the global operator new with a counting one, except under
+// ThreadSanitizer, whose runtime owns operator new: there the counting
+// checks are skipped (the other builds run them).
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -13,11 +15,13 @@
 
 #include "core/callback.hpp"
 #include "core/event_loop.hpp"
+#include "test/support.hpp"
 
 namespace {
 std::atomic<long> g_allocations{0};
 }
 
+#if !defined(EVLOOP_TEST_TSAN)
 void* operator new(std::size_t size) {
     ++g_allocations;
     if (void* p = std::malloc(size ? size : 1)) return p;
@@ -25,6 +29,10 @@ void* operator new(std::size_t size) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+constexpr bool kCounting = true;
+#else
+constexpr bool kCounting = false;
+#endif
 
 using namespace evloop;
 
@@ -43,7 +51,7 @@ TEST_CASE("a lambda capturing three pointers is stored inline: no allocation") {
     Callback cb(lambda);
     Callback moved(std::move(cb));
     moved();
-    CHECK(allocations() == before);
+    CHECK((!kCounting || allocations() == before));
     CHECK(a == 1);
     CHECK(b == 1);
     CHECK(c == 1);
@@ -75,9 +83,9 @@ TEST_CASE("a capture too big for inline storage falls back to one heap allocatio
     long before = allocations();
     {
         Callback cb(lambda);
-        CHECK(allocations() == before + 1);
+        CHECK((!kCounting || allocations() == before + 1));
         Callback moved(std::move(cb));  // moving the heap case moves a pointer
-        CHECK(allocations() == before + 1);
+        CHECK((!kCounting || allocations() == before + 1));
         moved();
     }
     CHECK(seen == 42);
@@ -116,7 +124,7 @@ TEST_CASE("call_soon + run of a 3-pointer lambda allocates nothing in steady sta
         for (int i = 0; i < 100; ++i) loop.call_soon([p1, p2, p3] { ++*p1; (void)p2; (void)p3; });
         REQUIRE_FALSE(loop.run_once());
     }
-    CHECK(allocations() == before);
+    CHECK((!kCounting || allocations() == before));
     CHECK(counter == 10100);
 }
 
@@ -134,7 +142,7 @@ TEST_CASE("timers and a persistent reader allocate nothing per event in steady s
         (void)loop.call_later(0.0, [&reads] { (void)reads; });
         REQUIRE_FALSE(loop.run_once());
     }
-    CHECK(allocations() == before);
+    CHECK((!kCounting || allocations() == before));
     CHECK(reads >= 100);
     loop.remove_reader(fds[0]);
     ::close(fds[0]);

@@ -131,7 +131,14 @@ TEST_CASE("run_once from inside a callback is refused (no re-entrant iterations)
     CHECK_FALSE(loop.run_once());  // the flag was cleared
 }
 
-TEST_CASE("a loop whose selector cannot be created starts closed and says why") {
+// Skipped under clang's ASan+UBSan: its vptr check needs a pipe of its own
+// and reports a false "invalid vptr" when no fd can be opened.
+#if defined(__clang__) && defined(EVLOOP_TEST_ASAN)
+#define SKIP_WITHOUT_FDS doctest::skip(true)
+#else
+#define SKIP_WITHOUT_FDS doctest::skip(false)
+#endif
+TEST_CASE("a loop whose selector cannot be created starts closed and says why" * SKIP_WITHOUT_FDS) {
     rlimit old{};
     REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
     // A limit at the lowest free fd number allows no new fd at all:

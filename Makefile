@@ -1,0 +1,150 @@
+# Makefile — the plain-make build of evloop (GNU make): the library, the demo,
+# the tests, the core benchmark and install. The library and the demo need
+# only make and a C++20 compiler; the tests add doctest (Debian: doctest-dev),
+# which `make check` installs when it runs as root.
+#
+#   make                        build/<config>/libevloop.a
+#   make demo                   build and run docs/examples/demo.cpp
+#   make check                  build every test, run each once per backend
+#   make check CXX=clang++-14 SANITIZE=address,undefined
+#   make install PREFIX=/usr/local [DESTDIR=/tmp/stage]
+#   make tests | examples | bench-core | clean
+#
+# Configuration (each combination builds into its own build/<config>, so
+# several coexist): CXX (g++), SANITIZE (address,undefined | thread),
+# NO_EXCEPTIONS=1, FORCE_POLL=1, WERROR (1), OPT (-O2 -g); CPPFLAGS, CXXFLAGS
+# and LDFLAGS are appended as usual. Read next: evloop.mk (the source list
+# vendoring users share), tools/check (the test runner), meson.build.
+
+# First, so that evloop.mk finds its own folder from MAKEFILE_LIST.
+include evloop.mk
+
+SANITIZE ?=
+NO_EXCEPTIONS ?=
+FORCE_POLL ?=
+WERROR ?= 1
+OPT ?= -O2 -g
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+
+# The version has one home, project() in meson.build; the .pc file needs it.
+VERSION := $(shell sed -n "s/^ *version: *'\([^']*\)'.*/\1/p" meson.build | head -n 1)
+
+# ---- the configuration and its build folder -------------------------------
+# e.g. g++, g++-12-noexc, clang++-14-asan-ubsan, clang++-14-tsan, g++-poll
+comma := ,
+san_tag := $(subst address,asan,$(subst undefined,ubsan,$(subst thread,tsan,$(subst $(comma),-,$(SANITIZE)))))
+CONFIG := $(notdir $(lastword $(CXX)))$(if $(SANITIZE),-$(san_tag))$(if $(filter 1,$(NO_EXCEPTIONS)),-noexc)$(if $(filter 1,$(FORCE_POLL)),-poll)
+BUILD := build/$(CONFIG)
+
+ALL_CXXFLAGS := $(EVLOOP_CXXFLAGS) -Wall -Wextra -Wpedantic $(if $(filter 1,$(WERROR)),-Werror) $(OPT)
+ALL_CXXFLAGS += $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -g)
+ALL_CXXFLAGS += $(if $(filter 1,$(NO_EXCEPTIONS)),-fno-exceptions -fno-rtti)
+ALL_CXXFLAGS += $(if $(filter 1,$(FORCE_POLL)),-DEVLOOP_FORCE_POLL)
+ALL_CXXFLAGS += $(CPPFLAGS) $(CXXFLAGS)
+# -fsanitize must reach the link too: ALL_CXXFLAGS goes on every link line.
+ALL_LDFLAGS := $(LDFLAGS) $(LDLIBS) $(EVLOOP_LDFLAGS)
+
+# ---- what gets built --------------------------------------------------------
+LIB_SOURCES := $(patsubst ./%,%,$(EVLOOP_SOURCES))
+LIB_OBJS := $(LIB_SOURCES:%.cpp=$(BUILD)/%.o)
+LIB := $(BUILD)/libevloop.a
+
+# Every test/**/*_test.cpp is a binary of its own, linked with test_main.cpp.
+TEST_SOURCES := $(shell find test -name '*_test.cpp' 2>/dev/null | LC_ALL=C sort)
+TEST_BINS := $(TEST_SOURCES:%.cpp=$(BUILD)/%)
+TEST_MAIN := $(BUILD)/test/test_main.o
+
+EXAMPLES := $(patsubst docs/examples/%.cpp,$(BUILD)/examples/%,$(wildcard docs/examples/*.cpp))
+BENCH_CORE := $(BUILD)/bench/core_bench
+
+HEADERS := evloop.hpp $(sort $(wildcard $(foreach layer,core platform net proc,$(layer)/*.hpp)))
+
+.PHONY: all lib examples demo tests check bench-core install clean FORCE
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+all: lib
+lib: $(LIB)
+examples: $(EXAMPLES)
+tests: $(TEST_BINS)
+
+# Runs from the repo root, as the tests and examples expect.
+demo: $(BUILD)/examples/demo
+	$(BUILD)/examples/demo
+
+bench-core: $(BENCH_CORE)
+	$(BENCH_CORE)
+
+# tools/check runs make itself (with -j$(nproc)); it gets the configuration
+# through the environment so it can also be run by hand.
+check:
+	CXX='$(CXX)' SANITIZE='$(SANITIZE)' NO_EXCEPTIONS='$(NO_EXCEPTIONS)' \
+	FORCE_POLL='$(FORCE_POLL)' OPT='$(OPT)' WERROR='$(WERROR)' \
+	EVLOOP_TEST_ARGS='$(EVLOOP_TEST_ARGS)' bash tools/check
+
+# ---- rules --------------------------------------------------------------------
+# Rebuilt from scratch so a deleted source leaves no stale member behind.
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# Objects depend on $(BUILD)/flags, whose content is the compile and link
+# line: it is rewritten only when that changes (FORCE runs the check each
+# time), so `make OPT=-O0` rebuilds instead of mixing old and new objects.
+$(BUILD)/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CXX) $(ALL_CXXFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || echo '$(CXX) $(ALL_CXXFLAGS) $(ALL_LDFLAGS)' > $@
+
+# -MMD -MP: each object gets a .d file listing its headers (read below).
+$(BUILD)/%.o: %.cpp $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -MMD -MP -c $< -o $@
+
+# Tests the same way, plus: doctest drops REQUIRE in -fno-exceptions builds
+# unless told to keep it; kept, a failing REQUIRE ends the binary, which
+# tools/check counts as a failure. (Make picks this rule, the shorter stem.)
+TEST_CXXFLAGS := $(if $(filter 1,$(NO_EXCEPTIONS)),-DDOCTEST_CONFIG_NO_EXCEPTIONS_BUT_WITH_ALL_ASSERTS)
+$(BUILD)/test/%.o: test/%.cpp $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) $(TEST_CXXFLAGS) -MMD -MP -c $< -o $@
+
+# Static pattern rules, so these patterns cannot capture other targets.
+$(TEST_BINS): $(BUILD)/%: $(BUILD)/%.o $(TEST_MAIN) $(LIB) $(BUILD)/flags
+	$(CXX) $(ALL_CXXFLAGS) -o $@ $(filter-out $(BUILD)/flags,$^) $(ALL_LDFLAGS)
+
+$(EXAMPLES): $(BUILD)/examples/%: $(BUILD)/docs/examples/%.o $(LIB) $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -o $@ $(filter-out $(BUILD)/flags,$^) $(ALL_LDFLAGS)
+
+# Benchmarks are measured optimised whatever OPT says (the last -O wins).
+$(BENCH_CORE): test/bench/core_bench.cpp $(LIB) $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
+
+-include $(patsubst %.o,%.d,$(LIB_OBJS) $(TEST_MAIN) $(TEST_BINS:%=%.o)) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/docs/examples/%.d) $(BENCH_CORE).d
+
+# ---- install ------------------------------------------------------------------
+# Headers keep their folders under include/evloop/, so the installed tree
+# reads like the source tree: #include "core/event_loop.hpp" with
+# -I$(INCLUDEDIR)/evloop (what evloop.pc says). DESTDIR is for packagers.
+install: $(LIB)
+	sed -e '/^#/d' -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    evloop.pc.in > $(BUILD)/evloop.pc
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libevloop.a
+	install -m 644 $(BUILD)/evloop.pc $(DESTDIR)$(LIBDIR)/pkgconfig/evloop.pc
+	for header in $(HEADERS); do \
+	    install -D -m 644 $$header $(DESTDIR)$(INCLUDEDIR)/evloop/$$header || exit 1; \
+	done
+
+clean:
+	rm -rf build
+
+FORCE:
+
+# `make -s print-BUILD` prints a variable; tools/check asks for BUILD and TEST_BINS.
+print-%:
+	@echo '$($*)'
