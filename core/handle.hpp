@@ -3,7 +3,7 @@
 // A Handle is a reference-counted pointer to a detail::HandleNode. The node
 // holds the callback and is linked, intrusively, into the loop's ready queue
 // or timer heap, so scheduling never allocates a container cell. Nodes come
-// from a per-thread free list (see handle.cpp): in a steady state call_soon
+// from a per-thread cache backed by a shared depot (see handle.cpp): in a steady state call_soon
 // allocates nothing at all. The count is atomic only because a Handle returned
 // by call_soon_threadsafe is dropped on another thread than the loop's; the
 // last owner frees without an atomic write when it can see it is alone.
@@ -45,10 +45,10 @@ struct HandleNode {
     std::uint64_t sequence = 0;       // timers: tie-break, so equal deadlines run FIFO
     std::size_t heap_index = 0;       // timers: position in the heap, for O(log n) cancel
 
-    /// A node from this thread's free list (or the heap when it is empty).
+    /// A recycled node (see handle.cpp), or a new one from the heap.
     static HandleNode* create(std::uint32_t refs, std::uint8_t flags, EventLoop* loop, Callback&& cb);
     void add_ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
-    /// Drops one reference; the last one returns the node to the free list.
+    /// Drops one reference; the last one recycles the node.
     void release() noexcept {
         // Alone (count 1): nobody else can add a reference, so no atomic write.
         if (refs.load(std::memory_order_acquire) == 1 || refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
