@@ -26,6 +26,10 @@ public:
             case errc::invalid_state: return "invalid state";
             case errc::cancelled: return "cancelled";
             case errc::selector_failed: return "the selector could not be created";
+            case errc::executor_shutdown_called: return "Executor shutdown has been called";
+            case errc::executor_submit_after_shutdown: return "cannot schedule new futures after shutdown";
+            case errc::executor_exception: return "exception in executor work";
+            case errc::invalid_executor: return "executor must be ThreadPoolExecutor instance";
         }
         return "unknown evloop error";
     }

@@ -39,6 +39,10 @@ enum class errc {
     invalid_state,            ///< "invalid state" (result of a pending future, set twice)
     cancelled,                ///< "cancelled" (asyncio's CancelledError)
     selector_failed,          ///< the selector could not be created
+    executor_shutdown_called,        ///< "Executor shutdown has been called" (the loop's default executor)
+    executor_submit_after_shutdown,  ///< "cannot schedule new futures after shutdown"
+    executor_exception,              ///< "exception in executor work" (the work threw)
+    invalid_executor,                ///< "executor must be ThreadPoolExecutor instance"
 };
 
 /// The category of evloop::errc codes (name "evloop").

@@ -2,11 +2,11 @@
 //
 // One thread runs the loop; everything it does happens in run_once()
 // (core/event_loop.cpp), the function to read first. The loop owns:
-//  - a ready queue: an intrusive FIFO of Handle nodes, run in order;
+//  - a ready queue: a ring buffer of Handle node pointers, run in order;
 //  - a timer heap: TimerHandle nodes ordered by (deadline ns, sequence), with
 //    each node's heap index stored so cancel() removes it at once;
 //  - a Selector (platform/) for fd readiness, level-triggered;
-//  - a self-pipe, and an inbox (a lock-free stack) for call_soon_threadsafe.
+//  - a self-pipe, and an inbox (a mutex-guarded vector) for call_soon_threadsafe.
 // Only call_soon_threadsafe, stop() and is_running() may be called from other
 // threads; everything else belongs to the loop's thread, as in asyncio.
 // Layer: core. Read next: core/event_loop.cpp, then core/timer_heap.hpp.
@@ -19,13 +19,18 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
 #include "core/callback.hpp"
 #include "core/errors.hpp"
+#include "core/event_loop_executor.hpp"
+#include "core/executor.hpp"
 #include "core/future.hpp"
 #include "core/handle.hpp"
 #include "core/result.hpp"
@@ -160,13 +165,27 @@ private:
         detail::HandleNode* reader = nullptr;
         detail::HandleNode* writer = nullptr;
     };
-    // The ready queue: an intrusive FIFO through HandleNode::next.
+    // The ready queue: a ring buffer of node pointers. A ring rather than a
+    // list threaded through the nodes, so run_ready() can prefetch nodes a few
+    // places ahead instead of chasing one cache miss after another. It grows
+    // by doubling and never shrinks: steady state allocates nothing.
     struct ReadyQueue {
-        detail::HandleNode* head = nullptr;
-        detail::HandleNode* tail = nullptr;
+        std::vector<detail::HandleNode*> ring;  // size is a power of two
+        std::size_t head = 0;
         std::size_t size = 0;
-        void push(detail::HandleNode* node) noexcept;
-        detail::HandleNode* pop() noexcept;
+        void push(detail::HandleNode* node) {
+            if (size == ring.size()) grow();
+            ring[(head + size) & (ring.size() - 1)] = node;
+            ++size;
+        }
+        detail::HandleNode* pop() noexcept {
+            detail::HandleNode* node = ring[head];
+            head = (head + 1) & (ring.size() - 1);
+            --size;
+            return node;
+        }
+        detail::HandleNode* peek(std::size_t i) const noexcept { return ring[(head + i) & (ring.size() - 1)]; }
+        void grow();
     };
 
     // run_once's named steps, in order.
@@ -178,8 +197,8 @@ private:
     void enqueue(detail::HandleNode* node) noexcept;
     void run_handle(detail::HandleNode* node);
     void report_slow(detail::HandleNode* node, std::int64_t took_ns);
-    void take_inbox() noexcept;
-    static detail::HandleNode* closed_inbox() noexcept;
+    void take_inbox();
+    std::vector<detail::HandleNode*> close_inbox();
     void on_self_pipe();
     TimerHandle call_at_ns(std::int64_t when_ns, Callback cb);
     std::error_code check_can_run();
@@ -206,13 +225,19 @@ private:
     std::uint64_t timer_sequence_ = 0;
     std::vector<FdWatch> watches_;  // indexed by fd
 
-    // call_soon_threadsafe: a lock-free stack of nodes, taken whole by the loop.
-    // wake_pending_ makes only the first call of a burst write to the self-pipe.
-    std::atomic<detail::HandleNode*> inbox_{nullptr};
+    // call_soon_threadsafe (core/event_loop_threadsafe.cpp): posts land in
+    // inbox_ under inbox_mutex_; the loop swaps it with inbox_taken_.
+    // wake_pending_ makes only the first post of a burst write to the self-pipe.
+    // These are written by other threads: they get cache lines of their own, so
+    // posting threads do not keep stealing the loop's working fields.
+    alignas(64) std::mutex inbox_mutex_;
+    std::vector<detail::HandleNode*> inbox_;  // guarded by inbox_mutex_
+    bool inbox_closed_ = false;                // guarded by inbox_mutex_
     std::atomic<bool> wake_pending_{false};
-    std::atomic<int> posting_{0};  // threads between their push and their wakeup write
+    std::atomic<int> posting_{0};  // threads between deciding to write a wakeup and writing it
+    std::vector<detail::HandleNode*> inbox_taken_;  // the loop's side of the swap
+    alignas(64) std::atomic<bool> stopping_{false};
 
-    std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};
     std::atomic<bool> closed_{false};
     bool debug_ = false;
@@ -222,6 +247,76 @@ private:
     std::error_code creation_error_;
     ExceptionHandler exception_handler_;
     LoopMetrics metrics_;
+
+    // ---- executor (core/event_loop_executor.cpp) ----
+    // Last in the class on purpose: members die in reverse order, so when the
+    // loop is destroyed the shutdown thread is joined first, then the default
+    // executor (its destructor joins its threads), while the rest still exists.
+public:
+    /// Runs `fn()` on a thread of `executor` (nullptr: the default executor,
+    /// created on first use) and returns a future for what it returns (R may
+    /// be void) (CONTRACT 63–69). Loop thread only. Cancelling the future
+    /// before a worker takes the work drops the work: it never runs. A result
+    /// that arrives after cancel() or close() is discarded. An exception
+    /// escaping `fn` completes the future with errc::executor_exception and
+    /// goes to the exception handler. Refused after close() ("Event loop is
+    /// closed"), and for nullptr after shutdown_default_executor().
+    template <class F, class R = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>&>>>
+    Future<R> run_in_executor(ThreadPoolExecutor* executor, F&& fn) {
+        Future<R> future(*this);
+        if (std::error_code ec = pick_executor(executor)) {
+            (void)future.set_error(ec);
+            return future;
+        }
+        auto* call = new detail::ExecutorCall<R>(future);
+        call->insert_before(&executor_calls_);
+        // The work touches only fn, the gate and the call's address (carried
+        // back unread): the Future stays on this thread.
+        WorkTicket ticket = executor->try_submit([fn = std::forward<F>(fn), call, gate = executor_gate()]() mutable {
+            auto outcome = detail::run_work<R>(fn);
+            gate.post([call, outcome = std::move(outcome)]() mutable { call->complete(std::move(outcome)); });
+        });
+        if (!ticket) {
+            drop_executor_call(call);
+            (void)future.set_error(refuse_submit(ticket.error()));
+            return future;
+        }
+        call->watch_cancel(std::move(ticket));
+        return future;
+    }
+    /// Makes `executor` the default one, owned by the loop. A previous default
+    /// is shut down and joined first (this waits for its running work).
+    /// nullptr is refused: "executor must be ThreadPoolExecutor instance" (CONTRACT 65).
+    void set_default_executor(std::unique_ptr<ThreadPoolExecutor> executor);
+    /// The default executor; nullptr until run_in_executor(nullptr, …) creates
+    /// it (asyncio's loop._default_executor).
+    ThreadPoolExecutor* default_executor() const noexcept { return default_executor_.get(); }
+    /// From now on run_in_executor(nullptr, …) is refused with "Executor
+    /// shutdown has been called"; explicit executors keep working. Joins the
+    /// default executor's threads in a helper thread; the future completes on
+    /// the loop when they are joined, or after `timeout` seconds with a warning
+    /// and shutdown(wait=false) (CONTRACT 66, 67). Refused after close().
+    Future<void> shutdown_default_executor(std::optional<double> timeout = std::nullopt);
+
+private:
+    struct ExecutorShutdownWaiter {
+        Future<void> future;
+        TimerHandle timeout;
+    };
+    std::error_code pick_executor(ThreadPoolExecutor*& executor);
+    detail::GateRef executor_gate();
+    void drop_executor_call(detail::ExecutorCallBase* call) noexcept;
+    std::error_code refuse_submit(std::error_code ec);
+    void close_executors();
+    void default_executor_joined();
+
+    std::unique_ptr<ThreadPoolExecutor> default_executor_;
+    bool executor_shutdown_called_ = false;
+    detail::ExecutorGate* executor_gate_ = nullptr;  // created on first use; close() shuts it
+    detail::ExecutorCallLink executor_calls_;        // sentinel: run_in_executor calls in flight
+    std::vector<ExecutorShutdownWaiter> executor_shutdown_waiters_;
+    std::jthread executor_shutdown_thread_;          // joins the default executor's threads
+    // ---- end executor ----
 };
 
 template <class T>

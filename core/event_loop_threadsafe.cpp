@@ -1,75 +1,84 @@
 // core/event_loop_threadsafe.cpp — call_soon_threadsafe: the only way in from
 // other threads.
 //
-// Posts go onto a lock-free stack (inbox_): a compare-and-swap push, no lock,
-// no allocation beyond the Handle node. The loop takes the whole stack at once
-// and reverses it, so each thread's posts run in the order it made them.
+// Posts are appended to a vector of node pointers (inbox_) under a mutex; the
+// loop swaps the whole vector out in one short critical section. A vector
+// rather than a lock-free linked stack: with a list, the loop walks a million
+// freshly written nodes one dependent cache miss at a time; with an array it
+// streams the pointers and prefetches the nodes, and a post costs one
+// uncontended lock. Each thread's posts stay in the order it made them.
 // Wakeups coalesce: wake_pending_ is set by the first post after the loop last
 // looked, and only that post writes a byte to the self-pipe. The loop clears
-// the flag *before* taking the stack, so a post that misses one take always
-// writes a fresh wakeup (every atomic here is seq_cst for exactly that
-// argument: clear < take < push < flag exchange is a single total order).
-// close() swaps in a marker that makes later posts refuse, then waits for posts
-// already past their push to finish their wakeup write, so none writes to a
-// closed fd; the posts it took are dropped with their handles cancelled.
+// the flag *before* taking the inbox, so a post that misses one take always
+// finds the flag clear and writes a fresh wakeup.
+// close() marks the inbox closed (later posts are refused), takes what is
+// left and cancels those handles, then waits for posts that are writing a
+// wakeup (posting_) so none writes to a closed fd.
 // Layer: core. Read next: platform/self_pipe.hpp.
 #include "core/event_loop.hpp"
+
+#include <thread>
 
 namespace evloop {
 
 using detail::HandleNode;
 
-HandleNode* EventLoop::closed_inbox() noexcept {
-    static HandleNode marker;  // never linked anywhere: only its address matters
-    return &marker;
-}
-
 Handle EventLoop::call_soon_threadsafe(Callback cb) {
     HandleNode* node = HandleNode::create(2, 0, this, std::move(cb));
-    posting_.fetch_add(1);
-    HandleNode* head = inbox_.load();
-    do {
-        if (head == closed_inbox()) {
-            posting_.fetch_sub(1);
+    {
+        std::lock_guard lock(inbox_mutex_);
+        if (inbox_closed_) {
             node->flags |= HandleNode::cancelled;
             node->release();
             node->release();
             return Handle::refused(detail::refuse(errc::loop_closed, "call_soon_threadsafe"));
         }
-        node->next = head;
-    } while (!inbox_.compare_exchange_weak(head, node));
-    // Only the first post since the loop last looked writes a byte.
-    if (!wake_pending_.exchange(true)) self_pipe_.notify();
-    posting_.fetch_sub(1);
+        inbox_.push_back(node);
+    }
+    // Only the first post since the loop last looked writes a byte; the load
+    // first keeps a burst of posts from fighting over the line with exchanges.
+    if (!wake_pending_.load() && !wake_pending_.exchange(true)) {
+        // close() sets closed_ and then waits for posting_ to drop to 0 before
+        // closing the pipe: a post that still sees it open writes to an open fd.
+        posting_.fetch_add(1);
+        if (!closed_.load()) self_pipe_.notify();
+        posting_.fetch_sub(1);
+    }
     return Handle::adopt(node);
 }
 
-void EventLoop::take_inbox() noexcept {
-    // Clear the flag before taking the stack: a post that lands after the
-    // exchange below then sees the flag clear and writes its own wakeup.
+void EventLoop::take_inbox() {
+    // Clear the flag before taking the inbox: a post that lands after the swap
+    // below then sees the flag clear and writes its own wakeup.
     wake_pending_.exchange(false);
-    HandleNode* node = inbox_.exchange(nullptr);
-    // The stack is newest-first; reverse it so posts run in the order made.
-    HandleNode* fifo = nullptr;
-    while (node) {
-        HandleNode* next = node->next;
-        node->next = fifo;
-        fifo = node;
-        node = next;
+    {
+        std::lock_guard lock(inbox_mutex_);
+        inbox_.swap(inbox_taken_);  // both vectors keep their capacity
     }
-    while (fifo) {
-        HandleNode* next = fifo->next;
-        fifo->flags |= HandleNode::queued;
-        ready_.push(fifo);
-        fifo = next;
+    for (HandleNode* node : inbox_taken_) {
+        node->flags |= HandleNode::queued;
+        ready_.push(node);
     }
+    inbox_taken_.clear();
+}
+
+std::vector<HandleNode*> EventLoop::close_inbox() {
+    std::vector<HandleNode*> left;
+    {
+        std::lock_guard lock(inbox_mutex_);
+        inbox_closed_ = true;
+        left.swap(inbox_);
+    }
+    while (posting_.load() != 0) std::this_thread::yield();
+    return left;
 }
 
 void EventLoop::on_self_pipe() {
     // Signal numbers arrive here too once proc/ installs signal handlers; the
     // foundation only uses 0 bytes (wakeups).
     self_pipe_.drain([](int) {});
-    take_inbox();
+    // run_once may already have taken the posts this byte announced.
+    if (wake_pending_.load()) take_inbox();
 }
 
 }  // namespace evloop

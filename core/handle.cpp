@@ -12,6 +12,7 @@
 // the process runs: the pool is as large as the most nodes ever alive at once.
 #include "core/handle.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -25,32 +26,42 @@ namespace {
 constexpr std::size_t kBatch = 256;
 constexpr std::size_t kCacheMax = 2 * kBatch;
 
-struct FreeCell {
-    FreeCell* next;
-};
-
+// Free nodes are kept as arrays of pointers, not as a list threaded through the
+// nodes: popping from an array needs no load from the node itself, so taking
+// many nodes in a row never waits on one cache miss after another.
 struct Batch {
-    FreeCell* head;
-    std::size_t count;
+    void* nodes[kBatch];
 };
 
 class Depot {
 public:
-    void put(Batch batch) {
+    // Takes a full batch of nodes; returns false when there is none.
+    bool take(void** out) {
         std::lock_guard lock(mutex_);
-        batches_.push_back(batch);
-    }
-    bool take(Batch& batch) {
-        std::lock_guard lock(mutex_);
-        if (batches_.empty()) return false;
-        batch = batches_.back();
-        batches_.pop_back();
+        if (full_.empty()) return false;
+        Batch* batch = full_.back();
+        full_.pop_back();
+        std::copy(batch->nodes, batch->nodes + kBatch, out);
+        empty_.push_back(batch);
         return true;
+    }
+    void put(void* const* in) {
+        std::lock_guard lock(mutex_);
+        Batch* batch;
+        if (empty_.empty()) {
+            batch = new Batch;
+        } else {
+            batch = empty_.back();
+            empty_.pop_back();
+        }
+        std::copy(in, in + kBatch, batch->nodes);
+        full_.push_back(batch);
     }
 
 private:
     std::mutex mutex_;
-    std::vector<Batch> batches_;
+    std::vector<Batch*> full_;
+    std::vector<Batch*> empty_;  // spent arrays, reused so a steady flow allocates nothing
 };
 
 // Never destroyed: threads may exit (and return their caches) after static
@@ -62,35 +73,29 @@ Depot& depot() {
 }
 
 struct Cache {
-    FreeCell* head = nullptr;
+    void* nodes[kCacheMax];
     std::size_t count = 0;
 
     void* pop() {
-        if (!head) {
-            Batch batch;
-            if (!depot().take(batch)) return ::operator new(sizeof(HandleNode));
-            head = batch.head;
-            count = batch.count;
+        if (count == 0) {
+            if (!depot().take(nodes)) return ::operator new(sizeof(HandleNode));
+            count = kBatch;
         }
-        --count;
-        return std::exchange(head, head->next);
+        return nodes[--count];
     }
     void push(void* memory) {
-        head = ::new (memory) FreeCell{head};
-        if (++count > kCacheMax) spill(kBatch);
+        if (count == kCacheMax) {
+            count -= kBatch;
+            depot().put(nodes + count);
+        }
+        nodes[count++] = memory;
     }
-    // Moves the first `n` cells to the depot as one batch.
-    void spill(std::size_t n) {
-        FreeCell* first = head;
-        FreeCell* last = head;
-        for (std::size_t i = 1; i < n; ++i) last = last->next;
-        head = last->next;
-        last->next = nullptr;
-        count -= n;
-        depot().put(Batch{first, n});
-    }
-    ~Cache() {  // thread exit: the cells go on serving other threads
-        if (count > 0) spill(count);
+    ~Cache() {  // thread exit: full batches go on serving other threads
+        while (count >= kBatch) {
+            count -= kBatch;
+            depot().put(nodes + count);
+        }
+        while (count > 0) ::operator delete(nodes[--count]);
     }
 };
 

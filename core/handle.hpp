@@ -1,8 +1,8 @@
 // core/handle.hpp — Handle and TimerHandle: a scheduled callback you can cancel.
 //
 // A Handle is a reference-counted pointer to a detail::HandleNode. The node
-// holds the callback and is linked, intrusively, into the loop's ready queue
-// or timer heap, so scheduling never allocates a container cell. Nodes come
+// holds the callback; the loop's ready queue and timer heap hold pointers to
+// it, so scheduling allocates no container cell of its own. Nodes come
 // from a per-thread cache backed by a shared depot (see handle.cpp): in a steady state call_soon
 // allocates nothing at all. The count is atomic only because a Handle returned
 // by call_soon_threadsafe is dropped on another thread than the loop's; the
@@ -36,7 +36,6 @@ struct HandleNode {
         timer = 32,      ///< created by call_later/call_at
     };
 
-    HandleNode* next = nullptr;       // ready-queue link (intrusive FIFO)
     std::atomic<std::uint32_t> refs{1};
     std::uint8_t flags = 0;
     EventLoop* loop = nullptr;        // for timer cancel; cleared when the loop closes

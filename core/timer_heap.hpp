@@ -1,4 +1,4 @@
-// core/timer_heap.hpp — the loop's timers: a binary min-heap of HandleNode
+// core/timer_heap.hpp — the loop's timers: a 4-ary min-heap of HandleNode
 // pointers ordered by (deadline, sequence).
 //
 // Each node stores its own index in the heap, so cancelling a timer removes it
@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/handle.hpp"
@@ -21,20 +22,30 @@
 namespace evloop::detail {
 
 class TimerHeap {
+    // An entry keeps the deadline beside the node pointer, so comparisons read
+    // the heap's own contiguous array instead of dereferencing two nodes per
+    // step. Four children per parent (as libev): a node's children share one
+    // cache line and the heap is half as deep as a binary one.
+    struct Entry {
+        std::int64_t when_ns;
+        HandleNode* node;
+    };
+    static constexpr std::size_t kArity = 4;
+
 public:
-    bool empty() const noexcept { return nodes_.empty(); }
-    std::size_t size() const noexcept { return nodes_.size(); }
-    HandleNode* top() const noexcept { return nodes_.front(); }
+    bool empty() const noexcept { return entries_.empty(); }
+    std::size_t size() const noexcept { return entries_.size(); }
+    HandleNode* top() const noexcept { return entries_.front().node; }
+    std::int64_t top_when_ns() const noexcept { return entries_.front().when_ns; }
 
     void push(HandleNode* node) {
-        node->heap_index = nodes_.size();
-        nodes_.push_back(node);
-        sift_up(node->heap_index);
+        entries_.push_back(Entry{node->when_ns, node});
+        sift_up(entries_.size() - 1);
     }
 
     /// Removes and returns the earliest timer.
     HandleNode* pop() noexcept {
-        HandleNode* first = nodes_.front();
+        HandleNode* first = entries_.front().node;
         remove(first);
         return first;
     }
@@ -42,53 +53,60 @@ public:
     /// Removes `node` from wherever it sits.
     void remove(HandleNode* node) noexcept {
         std::size_t i = node->heap_index;
-        HandleNode* last = nodes_.back();
-        nodes_.pop_back();
-        if (last == node) return;
+        Entry last = entries_.back();
+        entries_.pop_back();
+        if (last.node == node) return;
         place(i, last);
-        // The moved node may belong above or below its new slot.
-        if (i > 0 && before(last, nodes_[(i - 1) / 2]))
+        // The moved entry may belong above or below its new slot.
+        if (i > 0 && before(last, entries_[(i - 1) / kArity]))
             sift_up(i);
         else
             sift_down(i);
     }
 
     /// Every node, in heap order (for close(), which drops them all).
-    std::vector<HandleNode*>& nodes() noexcept { return nodes_; }
+    template <class F>
+    void for_each(F f) const {
+        for (const Entry& e : entries_) f(e.node);
+    }
+    void clear() noexcept { entries_.clear(); }
 
 private:
-    static bool before(const HandleNode* a, const HandleNode* b) noexcept {
-        return a->when_ns < b->when_ns || (a->when_ns == b->when_ns && a->sequence < b->sequence);
+    static bool before(const Entry& a, const Entry& b) noexcept {
+        return a.when_ns < b.when_ns || (a.when_ns == b.when_ns && a.node->sequence < b.node->sequence);
     }
-    void place(std::size_t i, HandleNode* node) noexcept {
-        nodes_[i] = node;
-        node->heap_index = i;
+    void place(std::size_t i, const Entry& entry) noexcept {
+        entries_[i] = entry;
+        entry.node->heap_index = i;
     }
     void sift_up(std::size_t i) noexcept {
-        HandleNode* node = nodes_[i];
+        Entry entry = entries_[i];
         while (i > 0) {
-            std::size_t parent = (i - 1) / 2;
-            if (!before(node, nodes_[parent])) break;
-            place(i, nodes_[parent]);
+            std::size_t parent = (i - 1) / kArity;
+            if (!before(entry, entries_[parent])) break;
+            place(i, entries_[parent]);
             i = parent;
         }
-        place(i, node);
+        place(i, entry);
     }
     void sift_down(std::size_t i) noexcept {
-        HandleNode* node = nodes_[i];
-        const std::size_t n = nodes_.size();
+        Entry entry = entries_[i];
+        const std::size_t n = entries_.size();
         for (;;) {
-            std::size_t child = 2 * i + 1;
-            if (child >= n) break;
-            if (child + 1 < n && before(nodes_[child + 1], nodes_[child])) ++child;
-            if (!before(nodes_[child], node)) break;
-            place(i, nodes_[child]);
-            i = child;
+            std::size_t first = kArity * i + 1;
+            if (first >= n) break;
+            std::size_t last = first + kArity < n ? first + kArity : n;
+            std::size_t best = first;
+            for (std::size_t c = first + 1; c < last; ++c)
+                if (before(entries_[c], entries_[best])) best = c;
+            if (!before(entries_[best], entry)) break;
+            place(i, entries_[best]);
+            i = best;
         }
-        place(i, node);
+        place(i, entry);
     }
 
-    std::vector<HandleNode*> nodes_;
+    std::vector<Entry> entries_;
 };
 
 }  // namespace evloop::detail
