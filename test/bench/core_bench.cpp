@@ -2,15 +2,17 @@
 // callback, per timer and per threadsafe post. A benchmark, not a test: it
 // prints figures and checks only that every callback it scheduled ran (once).
 //
-// Three workloads, each run R times (the machine's speed drifts up to 2x from
-// one minute to the next, so we print the median and the min–max; the first
-// run also pays for the kernel's first touch of the loop's memory):
+// Three workloads, each in its own loop, each run once to warm up and then R
+// times (the machine's speed drifts up to 2x from one minute to the next, so
+// we print the median and the min–max):
 //  1. call_soon + run: 1,000,000 callbacks scheduled, then run by one loop pass;
 //  2. timers: 1,000,000 call_later with delays uniform in 1–1000 ms (fixed
 //     seed), every other one cancelled, the loop run until the last one fired;
 //     the figure is process CPU time, since the loop mostly sleeps;
 //  3. call_soon_threadsafe flood: 1,000,000 posts from another thread while the
-//     loop runs, timed from the first post to the last callback.
+//     loop runs, timed from the first post to the last callback;
+// and, as a detail, workload 1 again after workload 2 has recycled the node
+// pool in random order (what scattered nodes cost).
 //
 // Run: `make bench-core` (builds with -O2 and runs it), or by hand:
 //   g++ -std=c++20 -O2 -I. -pthread test/bench/core_bench.cpp core/*.cpp platform/*.cpp -o /tmp/core_bench
