@@ -39,7 +39,7 @@ public:
 
     std::error_code register_fd(int fd, std::uint32_t events, void* data) override {
         if (!epfd_) return {EBADF, std::system_category()};
-        if (fd < 0 || events == 0 || (events & ~(EVENT_READ | EVENT_WRITE)) != 0)
+        if (fd < 0 || !detail::valid_events(events))
             return {EINVAL, std::system_category()};
         if (table_.find(fd)) return {EEXIST, std::system_category()};
         // The kernel vets the fd before the table grows to hold it: a bogus
@@ -52,7 +52,7 @@ public:
     std::error_code modify(int fd, std::uint32_t events, void* data) override {
         SelectorKey* key = table_.find(fd);
         if (!key) return {ENOENT, std::system_category()};
-        if (events == 0 || (events & ~(EVENT_READ | EVENT_WRITE)) != 0) return {EINVAL, std::system_category()};
+        if (!detail::valid_events(events)) return {EINVAL, std::system_category()};
         // The kernel is asked even when the interest is unchanged: that is how a
         // caller learns (ENOENT) that the fd was closed behind its back.
         SelectorKey changed = *key;

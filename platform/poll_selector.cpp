@@ -35,7 +35,7 @@ public:
     std::error_code modify(int fd, std::uint32_t events, void* data) override {
         SelectorKey* key = table_.find(fd);
         if (!key) return {ENOENT, std::system_category()};
-        if (events == 0 || (events & ~(EVENT_READ | EVENT_WRITE)) != 0) return {EINVAL, std::system_category()};
+        if (!detail::valid_events(events)) return {EINVAL, std::system_category()};
         key->events = events;
         key->data = data;
         return {};

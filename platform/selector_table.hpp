@@ -13,11 +13,16 @@
 
 namespace evloop::detail {
 
+/// A non-empty mask of EVENT_READ / EVENT_WRITE and nothing else.
+inline bool valid_events(std::uint32_t events) noexcept {
+    return events != 0 && (events & ~(EVENT_READ | EVENT_WRITE)) == 0;
+}
+
 class SelectorTable {
 public:
     /// Adds a key; EEXIST if `fd` already has one, EINVAL for a bad mask or fd.
     std::error_code add(int fd, std::uint32_t events, void* data) {
-        if (fd < 0 || events == 0 || (events & ~(EVENT_READ | EVENT_WRITE)) != 0)
+        if (fd < 0 || !valid_events(events))
             return {EINVAL, std::system_category()};
         if (static_cast<std::size_t>(fd) >= slots_.size()) slots_.resize(static_cast<std::size_t>(fd) + 1);
         SelectorKey& key = slots_[static_cast<std::size_t>(fd)];
