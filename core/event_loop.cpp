@@ -206,7 +206,8 @@ std::error_code EventLoop::run_forever() {
 }
 
 std::error_code EventLoop::close() {
-    if (is_running()) return detail::refuse(errc::close_running_loop, "close");
+    // in_run_once_: close() from a callback of a loop driven by run_once().
+    if (is_running() || in_run_once_) return detail::refuse(errc::close_running_loop, "close");
     if (closed_.exchange(true)) return {};
     close_executors();  // before the inbox shuts: core/event_loop_executor.cpp says why
     // Shut the inbox; posts it still held are dropped like the ready queue.

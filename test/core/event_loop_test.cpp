@@ -131,6 +131,21 @@ TEST_CASE("run_once from inside a callback is refused (no re-entrant iterations)
     CHECK_FALSE(loop.run_once());  // the flag was cleared
 }
 
+TEST_CASE("4: close() from a callback of a loop driven by run_once is refused too") {
+    EventLoop loop;
+    bool checked = false;
+    loop.call_soon([&] {
+        CHECK_REFUSED(errc::close_running_loop, (void)loop.close());
+        checked = true;
+    });
+    int later = 0;
+    loop.call_soon([&] { ++later; });  // still in this iteration's batch: must run
+    CHECK_FALSE(loop.run_once());
+    CHECK(checked);
+    CHECK(later == 1);
+    CHECK_FALSE(loop.is_closed());
+}
+
 // Skipped under clang's ASan+UBSan: its vptr check needs a pipe of its own
 // and reports a false "invalid vptr" when no fd can be opened.
 #if defined(__clang__) && defined(EVLOOP_TEST_ASAN)
