@@ -30,6 +30,10 @@ public:
             case errc::executor_submit_after_shutdown: return "cannot schedule new futures after shutdown";
             case errc::executor_exception: return "exception in executor work";
             case errc::invalid_executor: return "executor must be ThreadPoolExecutor instance";
+            case errc::timeout: return "timed out";
+            case errc::await_itself: return "Task cannot await on itself";
+            case errc::exception_raised: return "an exception was raised (see Future::exception())";
+            case errc::generator_running: return "asynchronous generator is already running";
         }
         return "unknown evloop error";
     }

@@ -43,6 +43,10 @@ enum class errc {
     executor_submit_after_shutdown,  ///< "cannot schedule new futures after shutdown"
     executor_exception,              ///< "exception in executor work" (the work threw)
     invalid_executor,                ///< "executor must be ThreadPoolExecutor instance"
+    timeout,                  ///< "timed out" (asyncio's TimeoutError: wait_for)
+    await_itself,             ///< "Task cannot await on itself"
+    exception_raised,         ///< "an exception was raised" (the future holds a non-system_error exception)
+    generator_running,        ///< "asynchronous generator is already running"
 };
 
 /// The category of evloop::errc codes (name "evloop").

@@ -177,6 +177,7 @@ EventLoop::~EventLoop() {
         std::abort();  // its frames are still on the stack: no safe way on
     }
     (void)close();
+    detach_tasks();
 }
 
 std::error_code EventLoop::check_can_run() {
@@ -217,6 +218,7 @@ std::error_code EventLoop::close() {
         node->release();
     }
     drop_all_handles();
+    close_tasks();  // after the handles: core/event_loop_tasks.cpp says why
     selector_->close();
     self_pipe_.close();
     return {};
@@ -305,9 +307,5 @@ LoopMetrics EventLoop::metrics() const noexcept {
 }
 
 std::string_view EventLoop::backend_name() const noexcept { return selector_ ? selector_->name() : "none"; }
-
-namespace detail {
-void future_call_soon(EventLoop& loop, Callback&& cb) { (void)loop.call_soon(std::move(cb)); }
-}  // namespace detail
 
 }  // namespace evloop

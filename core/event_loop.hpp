@@ -34,6 +34,7 @@
 #include "core/future.hpp"
 #include "core/handle.hpp"
 #include "core/result.hpp"
+#include "core/task.hpp"
 #include "core/timer_heap.hpp"
 #include "platform/selector.hpp"
 #include "platform/self_pipe.hpp"
@@ -49,6 +50,9 @@ struct ExceptionContext {
     std::exception_ptr exception{};  ///< the exception, when one escaped a callback
 #endif
     Handle handle{};            ///< the callback that failed, if any
+    std::string future{};       ///< the future involved, described ("<Future finished error=…>")
+    std::string task{};         ///< the task involved, described ("<Task pending name='Task-3'>")
+    std::string asyncgen{};     ///< the async generator involved, described
     int socket = -1;          ///< the fd involved, if any
 };
 
@@ -82,6 +86,19 @@ public:
     /// Runs until `future` is done and returns its result (CONTRACT 16–25).
     template <class T>
     Result<T> run_until_complete(Future<T> future);
+    /// The same for a task; one never scheduled is scheduled first (CONTRACT 16).
+    template <class T>
+    Result<T> run_until_complete(Task<T> task) {
+        if (!task.task_core().scheduled() && !task.task_core().started() && !task.done()) {
+            if (std::error_code ec = start_task(TaskRef(task), {})) return ec;
+        }
+        return run_until_complete(Future<T>(task));
+    }
+    /// Closes every live AsyncGenerator first iterated on this loop: their
+    /// frames are destroyed, so their locals' destructors run. One that is
+    /// in the middle of producing a value cannot be closed; it is reported
+    /// through the exception handler. The future is done when it returns.
+    Future<void> shutdown_asyncgens();
     /// Asks the loop to stop after the current iteration (CONTRACT 10–12). Not
     /// a wakeup: from another thread use call_soon_threadsafe([&]{ loop.stop(); }).
     void stop() noexcept { stopping_.store(true, std::memory_order_relaxed); }
@@ -123,6 +140,29 @@ public:
         return call_at_ns(to_ns(when.time_since_epoch()), std::move(cb));
     }
 
+    // ---- futures and tasks (core/event_loop_tasks.cpp) -----------------------
+    /// A pending future bound to this loop (works after close(), CONTRACT 3).
+    template <class T = void>
+    Future<T> create_future() { return Future<T>(*this); }
+    /// Makes `task` an independent task of this loop: the task factory, if
+    /// one is set, gets it; otherwise its first step is scheduled with
+    /// call_soon (CONTRACT 87–90). Refused after close(): the coroutine is
+    /// destroyed without running and the task ends with errc::loop_closed.
+    template <class T>
+    Task<T> create_task(Task<T> task, std::string name = {}) {
+        (void)start_task(TaskRef(task), std::move(name));
+        return task;
+    }
+    /// create_task for a task of any type; what create_task does underneath.
+    std::error_code start_task(TaskRef task, std::string name);
+    /// Installs a factory create_task hands new tasks to (empty: the default).
+    void set_task_factory(TaskFactory factory) { task_factory_ = std::move(factory); }
+    const TaskFactory& get_task_factory() const noexcept { return task_factory_; }
+    /// The task whose step is running now, or an empty TaskRef (CONTRACT 108).
+    TaskRef current_task() const;
+    /// Every task of this loop not yet done (asyncio.all_tasks).
+    std::vector<TaskRef> all_tasks() const;
+
     // ---- watching file descriptors -----------------------------------------
     /// Calls `cb` on every iteration while `fd` is readable; replaces a reader
     /// already there (CONTRACT 186–194). EBADF for a closed fd, errc::invalid_fd
@@ -161,6 +201,16 @@ public:
     void timer_cancelled(detail::HandleNode* node) noexcept;
 
 private:
+    friend struct detail::LoopAccess;  // the services futures and tasks use
+    void close_tasks() noexcept;
+    void detach_tasks() noexcept;
+
+    detail::TaskCore* current_task_ = nullptr;
+    detail::ListLink tasks_;          // scheduled tasks, done or not, still alive
+    detail::ListLink unretrieved_;    // plain futures holding an error
+    detail::ListLink asyncgens_;      // live async generators first iterated here
+    TaskFactory task_factory_;
+
     struct FdWatch {
         detail::HandleNode* reader = nullptr;
         detail::HandleNode* writer = nullptr;

@@ -1,13 +1,15 @@
 // core/future.hpp — Future<T>: a result that will be set later, on the loop.
 //
-// The foundation needs a future for run_until_complete; the futures issue
-// grows this into asyncio's whole Future (exceptions, co_await, tasks).
-// A Future is a cheap reference to shared state owned by everyone holding it.
+// A Future is a cheap reference to a shared state that everyone holding it
+// owns. The state has two halves: detail::FutureCore, which knows nothing of
+// T (status, error, exception, done callbacks, the loop), and FutureState<T>,
+// which adds the value. Tasks (core/task.hpp) derive their state from the same
+// FutureState<T>, so a Task<T> is a Future<T>, as in asyncio.
 // The count is not atomic: futures belong to one loop and are only touched on
 // its thread (work from other threads comes back through call_soon_threadsafe).
 // Done callbacks are never called synchronously: completing a future schedules
 // each one with call_soon, in registration order (CONTRACT 77, 78).
-// Layer: core. Read next: core/event_loop.hpp (run_until_complete).
+// Layer: core. Read next: core/future_core.hpp (the untyped half), core/task.hpp.
 #pragma once
 
 #include <cstdint>
@@ -15,145 +17,174 @@
 #include <string>
 #include <type_traits>
 #include <utility>
-#include <vector>
+#include <variant>
 
 #include "core/callback.hpp"
 #include "core/errors.hpp"
+#include "core/future_core.hpp"
 #include "core/result.hpp"
 
 namespace evloop {
 
-class EventLoop;
+template <class T>
+class Future;
 
 namespace detail {
-// Defined in event_loop.cpp: schedules `cb` with loop.call_soon. Kept out of
-// line so this header need not include the whole loop.
-void future_call_soon(EventLoop& loop, Callback&& cb);
+
+template <class T>
+using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+template <class T>
+struct FutureState : FutureCore {
+    explicit FutureState(EventLoop* loop) noexcept : FutureCore(loop) {}
+    std::optional<Stored<T>> value;
+};
+
 }  // namespace detail
 
 template <class T>
 class Future {
-    struct Unit {};
-    using Stored = std::conditional_t<std::is_void_v<T>, Unit, T>;
-    enum class Status : std::uint8_t { pending, finished, cancelled };
-
-    struct State {
-        explicit State(EventLoop* l) : loop(l) {}
-        EventLoop* loop;
-        std::uint32_t refs = 1;
-        Status status = Status::pending;
-        std::optional<Stored> value;
-        std::error_code error;
-        std::string cancel_message;
-        std::uint64_t next_token = 1;
-        std::vector<std::pair<std::uint64_t, UniqueFunction<void(Future&)>>> callbacks;
-    };
-
 public:
-    using DoneCallback = UniqueFunction<void(Future&)>;
+    using value_type = T;
 
-    /// A pending future bound to `loop` (loop.create_future() does the same).
-    explicit Future(EventLoop& loop) : state_(new State(&loop)) {}
-    Future(const Future& other) noexcept : state_(other.state_) { ++state_->refs; }
-    Future(Future&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+    /// A pending future bound to `loop` (loop.create_future<T>() does the same).
+    explicit Future(EventLoop& loop) : core_(new detail::FutureState<T>(&loop)) {}
+    Future(const Future& other) noexcept : core_(other.core_) { core_->add_ref(); }
+    Future(Future&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
     Future& operator=(Future other) noexcept {
-        std::swap(state_, other.state_);
+        std::swap(core_, other.core_);
         return *this;
     }
     ~Future() {
-        if (state_ && --state_->refs == 0) delete state_;
+        if (core_) core_->release();
     }
 
     /// The loop this future is bound to.
-    EventLoop& get_loop() const noexcept { return *state_->loop; }
+    EventLoop& get_loop() const noexcept { return *core_->loop; }
     /// True once a result or an error was set, or it was cancelled.
-    bool done() const noexcept { return state_->status != Status::pending; }
-    bool cancelled() const noexcept { return state_->status == Status::cancelled; }
+    bool done() const noexcept { return core_->done(); }
+    bool cancelled() const noexcept { return core_->status == detail::FutureCore::Status::cancelled; }
 
     /// Sets the result and schedules the done callbacks. Refused
-    /// (errc::invalid_state) if the future is already done.
+    /// (errc::invalid_state) if the future is already done, or is a Task's.
     template <class U = T, class = std::enable_if_t<!std::is_void_v<U>>>
     std::error_code set_result(U value) {
-        if (done()) return detail::refuse(errc::invalid_state, "Future::set_result: the future is already done");
-        state_->value.emplace(std::move(value));
-        finish(Status::finished);
+        if (std::error_code ec = core_->check_settable("set_result")) return ec;
+        state().value.emplace(std::move(value));
+        core_->finish(detail::FutureCore::Status::finished);
         return {};
     }
     template <class U = T, class = std::enable_if_t<std::is_void_v<U>>>
     std::error_code set_result() {
-        if (done()) return detail::refuse(errc::invalid_state, "Future::set_result: the future is already done");
-        state_->value.emplace();
-        finish(Status::finished);
+        if (std::error_code ec = core_->check_settable("set_result")) return ec;
+        state().value.emplace();
+        core_->finish(detail::FutureCore::Status::finished);
         return {};
     }
-    /// Completes the future with an error (asyncio's set_exception).
-    std::error_code set_error(std::error_code error) {
-        if (done()) return detail::refuse(errc::invalid_state, "Future::set_error: the future is already done");
-        state_->error = error;
-        finish(Status::finished);
-        return {};
+    /// Completes the future with an error code (asyncio's set_exception).
+    std::error_code set_error(std::error_code error) { return core_->set_error(error); }
+#if EVLOOP_EXCEPTIONS
+    /// Completes the future with an exception (exception builds); result()
+    /// and co_await rethrow it, error() gives its code when it is a
+    /// std::system_error and errc::exception_raised otherwise.
+    std::error_code set_exception(std::exception_ptr exception) { return core_->set_exception(std::move(exception)); }
+    /// The stored exception, or null. Counts as retrieving the error.
+    std::exception_ptr exception() const noexcept {
+        core_->retrieved = true;
+        return core_->exception;
     }
+#endif
     /// Cancels a pending future; false if it was already done (CONTRACT 73).
-    bool cancel(std::string message = {}) {
-        if (done()) return false;
-        state_->cancel_message = std::move(message);
-        state_->error = make_error_code(errc::cancelled);
-        finish(Status::cancelled);
-        return true;
-    }
+    /// For a Task this asks the task to cancel (CONTRACT 93).
+    bool cancel(std::string message = {}) { return core_->cancel(std::move(message)); }
     /// The message given to cancel().
-    const std::string& cancel_message() const noexcept { return state_->cancel_message; }
+    const std::string& cancel_message() const noexcept { return core_->cancel_message; }
 
-    /// The value, or the error: errc::invalid_state while pending, errc::cancelled
-    /// after cancel(), the set error otherwise.
+    /// The value or the error: errc::invalid_state while pending (CONTRACT 71),
+    /// errc::cancelled after cancel() (74), the error set otherwise. A stored
+    /// exception is rethrown. The value is copied; take_result() moves it.
     Result<T> result() const {
         if (!done()) return errc::invalid_state;
-        if (state_->error) return state_->error;
+        core_->rethrow_or_retrieve();
+        if (core_->error) return core_->error;
         if constexpr (std::is_void_v<T>)
             return {};
         else
-            return *state_->value;
+            return *state().value;
     }
-    /// The error (empty on success or while pending).
-    std::error_code error() const noexcept { return state_->error; }
+    /// result(), moving the value out (for move-only T): later calls see a
+    /// moved-from value.
+    Result<T> take_result() {
+        if (!done()) return errc::invalid_state;
+        core_->rethrow_or_retrieve();
+        if (core_->error) return core_->error;
+        if constexpr (std::is_void_v<T>)
+            return {};
+        else
+            return std::move(*state().value);
+    }
+    /// The error (empty on success or while pending). Counts as retrieving it.
+    std::error_code error() const noexcept {
+        core_->retrieved = true;
+        return core_->error;
+    }
 
     /// Calls `cb(future)` once the future is done, through call_soon; a future
     /// already done schedules it at once. Returns a token for remove_done_callback.
-    std::uint64_t add_done_callback(DoneCallback cb) {
-        std::uint64_t token = state_->next_token++;
-        if (done())
-            schedule(std::move(cb));
-        else
-            state_->callbacks.emplace_back(token, std::move(cb));
-        return token;
+    template <class F>
+    std::uint64_t add_done_callback(F&& cb) {
+        return core_->add_callback([cb = std::forward<F>(cb)](detail::FutureCore& core) mutable {
+            Future self = Future::borrow(&core);
+            cb(self);
+        });
     }
     /// Removes a registration that has not been scheduled yet; returns how many
     /// were removed (0 or 1).
-    std::size_t remove_done_callback(std::uint64_t token) {
-        auto& cbs = state_->callbacks;
-        for (auto it = cbs.begin(); it != cbs.end(); ++it)
-            if (it->first == token) {
-                cbs.erase(it);
-                return 1;
-            }
-        return 0;
-    }
+    std::size_t remove_done_callback(std::uint64_t token) { return core_->remove_callback(token); }
 
-    friend bool operator==(const Future& a, const Future& b) noexcept { return a.state_ == b.state_; }
+    friend bool operator==(const Future& a, const Future& b) noexcept { return a.core_ == b.core_; }
 
-private:
-    void finish(Status status) {
-        state_->status = status;
-        // Move the list out first: a callback may add or remove others (CONTRACT 80).
-        auto callbacks = std::move(state_->callbacks);
-        state_->callbacks.clear();
-        for (auto& entry : callbacks) schedule(std::move(entry.second));
+    /// A new reference to an existing state (for awaiters and helpers).
+    static Future borrow(detail::FutureCore* core) noexcept {
+        core->add_ref();
+        return Future(core);
     }
-    void schedule(DoneCallback cb) {
-        detail::future_call_soon(*state_->loop, [self = *this, cb = std::move(cb)]() mutable { cb(self); });
-    }
+    detail::FutureCore* core() const noexcept { return core_; }
 
-    State* state_;
+protected:
+    explicit Future(detail::FutureCore* adopted) noexcept : core_(adopted) {}
+    detail::FutureState<T>& state() const noexcept { return *static_cast<detail::FutureState<T>*>(core_); }
+
+    detail::FutureCore* core_;
 };
+
+namespace detail {
+/// Copies `from`'s outcome (value, error, exception, cancellation) into the
+/// pending `to` (shield, wait_for, gather use it).
+template <class T>
+void copy_outcome(const Future<T>& from, Future<T>& to) {
+    if (to.done()) return;
+    FutureCore& src = *from.core();
+    src.retrieved = true;
+    if (src.status == FutureCore::Status::cancelled) {
+        to.cancel(src.cancel_message);
+        return;
+    }
+#if EVLOOP_EXCEPTIONS
+    if (src.exception) {
+        (void)to.set_exception(src.exception);
+        return;
+    }
+#endif
+    if (src.error) {
+        (void)to.set_error(src.error);
+        return;
+    }
+    if constexpr (std::is_void_v<T>)
+        (void)to.set_result();
+    else
+        (void)to.set_result(*static_cast<FutureState<T>&>(src).value);
+}
+}  // namespace detail
 
 }  // namespace evloop
