@@ -138,6 +138,9 @@ void TaskCore::frame_finished() noexcept {
 }
 
 void TaskCore::destroy_frame() noexcept {
+    // The awaited future too: it holds this task in its waiter entry, so
+    // keeping it would keep a cycle alive with nothing left to break it.
+    waiter_.reset();
     if (!frame_) return;
     std::coroutine_handle<> frame = frame_;
     frame_ = resume_point_ = nullptr;

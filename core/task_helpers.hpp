@@ -63,6 +63,9 @@ private:
 
 /// co_await sleep(seconds): suspends the task; sleep(0) yields one iteration.
 inline Sleep sleep(double seconds) noexcept { return Sleep(seconds); }
+// An exact match for sleep(0), so `using namespace evloop;` code does not
+// find POSIX ::sleep(unsigned) just as good a match and call it ambiguous.
+inline Sleep sleep(int seconds) noexcept { return Sleep(seconds); }
 template <class Rep, class Period>
 Sleep sleep(std::chrono::duration<Rep, Period> d) noexcept {
     return Sleep(std::chrono::duration<double>(d).count());
