@@ -28,7 +28,6 @@ public:
             case errc::selector_failed: return "the selector could not be created";
             case errc::executor_shutdown_called: return "Executor shutdown has been called";
             case errc::executor_submit_after_shutdown: return "cannot schedule new futures after shutdown";
-            case errc::executor_exception: return "exception in executor work";
             case errc::invalid_executor: return "executor must be ThreadPoolExecutor instance";
             case errc::timeout: return "timed out";
             case errc::await_itself: return "Task cannot await on itself";

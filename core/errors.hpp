@@ -41,7 +41,6 @@ enum class errc {
     selector_failed,          ///< the selector could not be created
     executor_shutdown_called,        ///< "Executor shutdown has been called" (the loop's default executor)
     executor_submit_after_shutdown,  ///< "cannot schedule new futures after shutdown"
-    executor_exception,              ///< "exception in executor work" (the work threw)
     invalid_executor,                ///< "executor must be ThreadPoolExecutor instance"
     timeout,                  ///< "timed out" (asyncio's TimeoutError: wait_for)
     await_itself,             ///< "Task cannot await on itself"

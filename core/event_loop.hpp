@@ -308,8 +308,8 @@ public:
     /// be void) (CONTRACT 63–69). Loop thread only. Cancelling the future
     /// before a worker takes the work drops the work: it never runs. A result
     /// that arrives after cancel() or close() is discarded. An exception
-    /// escaping `fn` completes the future with errc::executor_exception and
-    /// goes to the exception handler. Refused after close() ("Event loop is
+    /// escaping `fn` is stored in the future (Future::set_exception): result()
+    /// and co_await rethrow it. Refused after close() ("Event loop is
     /// closed"), and for nullptr after shutdown_default_executor().
     template <class F, class R = std::remove_cvref_t<std::invoke_result_t<std::decay_t<F>&>>>
     Future<R> run_in_executor(ThreadPoolExecutor* executor, F&& fn) {

@@ -39,16 +39,6 @@ void ExecutorGate::shut() noexcept {
     loop_ = nullptr;
 }
 
-#if EVLOOP_EXCEPTIONS
-void report_executor_exception(EventLoop& loop, std::exception_ptr exception) {
-    ExceptionContext context;
-    context.message = "Exception in executor work";
-    context.error = make_error_code(errc::executor_exception);
-    context.exception = std::move(exception);
-    loop.call_exception_handler(context);
-}
-#endif
-
 }  // namespace detail
 
 std::error_code EventLoop::pick_executor(ThreadPoolExecutor*& executor) {

@@ -134,12 +134,6 @@ ExecutorOutcome<R> run_work(F& fn) {
     return outcome;
 }
 
-#if EVLOOP_EXCEPTIONS
-/// Sends "Exception in executor work" with the exception to the loop's
-/// exception handler (the Future can only carry errc::executor_exception).
-void report_executor_exception(EventLoop& loop, std::exception_ptr exception);
-#endif
-
 template <class R>
 class ExecutorCall final : public ExecutorCallBase {
 public:
@@ -176,8 +170,9 @@ private:
     void deliver(ExecutorOutcome<R>&& outcome) {
 #if EVLOOP_EXCEPTIONS
         if (outcome.exception) {
-            (void)future_.set_error(make_error_code(errc::executor_exception));
-            report_executor_exception(future_.get_loop(), std::move(outcome.exception));
+            // As asyncio: the future carries it; nobody retrieving it is
+            // reported when the future goes ("exception was never retrieved").
+            (void)future_.set_exception(std::move(outcome.exception));
             return;
         }
 #endif

@@ -1,12 +1,19 @@
-// test/core/future_test.cpp — the Future<T> the foundation ships for
-// run_until_complete (core/future.hpp), CONTRACT §6 items it already covers.
-// The futures issue adds exceptions, co_await and tasks on top.
+// test/core/future_test.cpp — Future<T> (core/future.hpp, core/future_core.cpp):
+// CONTRACT §6. co_await of futures is tested with tasks (task_test.cpp).
+// Python-only items: 75 (set_exception(SomeClass) instantiating the class) and
+// 76 (StopIteration) have no C++ meaning; 84–86 (a Future() constructed
+// without a loop, or bound implicitly to the running loop) cannot happen: the
+// constructor takes the loop, and get_loop() returns it (tested below).
 #include <doctest/doctest.h>
 
+#include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "core/event_loop.hpp"
+#include "core/task_helpers.hpp"
 #include "test/support.hpp"
 
 using namespace evloop;
@@ -101,3 +108,112 @@ TEST_CASE("copies share one state; the state lives while any copy does") {
     (void)copy.set_result("kept");
     CHECK(*copy.result() == "kept");
 }
+
+TEST_CASE("3, 86: create_future works on a closed loop; get_loop is the bound loop") {
+    EventLoop loop;
+    (void)loop.close();
+    Future<int> f = loop.create_future<int>();
+    CHECK(&f.get_loop() == &loop);
+    int called = 0;
+    f.add_done_callback([&](Future<int>&) { ++called; });
+    CHECK_FALSE(f.set_result(1));  // completes; a closed loop runs no callbacks
+    CHECK(*f.result() == 1);
+    CHECK(called == 0);
+}
+
+namespace {
+struct Reported {
+    explicit Reported(EventLoop& loop) {
+        loop.set_exception_handler([this](EventLoop&, const ExceptionContext& c) { contexts.push_back(c); });
+    }
+    std::vector<ExceptionContext> contexts;
+};
+}  // namespace
+
+TEST_CASE("81: a future destroyed holding an error nobody retrieved is reported through the exception handler") {
+    EventLoop loop;
+    Reported reported(loop);
+    {
+        Future<int> f(loop);
+        (void)f.set_error(std::make_error_code(std::errc::connection_refused));
+    }
+    REQUIRE(reported.contexts.size() == 1);
+    CHECK(reported.contexts[0].message == "Future exception was never retrieved");
+    CHECK(reported.contexts[0].error == std::errc::connection_refused);
+    CHECK(reported.contexts[0].future.find("<Future finished error=") == 0);
+}
+
+TEST_CASE("82: result(), error() or cancel() (even one returning false) silence the report") {
+    EventLoop loop;
+    Reported reported(loop);
+    auto failed = [&] {
+        Future<int> f(loop);
+        (void)f.set_error(std::make_error_code(std::errc::io_error));
+        return f;
+    };
+    { (void)failed().result(); }
+    { (void)failed().error(); }
+    { CHECK_FALSE(failed().cancel()); }
+    { Future<int> ok(loop); (void)ok.set_result(1); }  // no error: nothing to report
+    { Future<int> c(loop); (void)c.cancel(); }         // cancelled: not an error to report
+    CHECK(reported.contexts.empty());
+}
+
+TEST_CASE("a future that outlives its loop is not reported (the loop is gone) and is freed cleanly") {
+    std::optional<Future<int>> kept;
+    {
+        EventLoop loop;
+        kept.emplace(loop);
+        (void)kept->set_error(std::make_error_code(std::errc::io_error));
+    }
+    kept.reset();  // ASan: no use of the destroyed loop, no leak
+}
+
+TEST_CASE("take_result moves a move-only value out") {
+    EventLoop loop;
+    Future<std::unique_ptr<int>> f(loop);
+    (void)f.set_result(std::make_unique<int>(9));
+    Result<std::unique_ptr<int>> r = f.take_result();
+    REQUIRE(r.has_value());
+    CHECK(**r == 9);
+}
+
+TEST_CASE("a cancelled future's co_await gives the cancellation error; its message stays on the future") {
+    EventLoop loop;
+    Future<int> f(loop);
+    auto body = [](Future<int> fut) -> Task<int> {
+        Result<int> r = co_await fut;
+        co_return r;
+    };
+    Task<int> t = loop.create_task(body(f));
+    (void)loop.call_soon([f]() mutable { (void)f.cancel("bye"); });
+    CHECK(loop.run_until_complete(t).error() == errc::cancelled);
+    CHECK(f.cancel_message() == "bye");
+}
+
+#if EVLOOP_EXCEPTIONS
+TEST_CASE("set_exception stores an exception: result() rethrows it, error() gives its code, exception() returns it") {
+    EventLoop loop;
+    Future<int> f(loop);
+    CHECK_FALSE(f.set_exception(std::make_exception_ptr(std::runtime_error("bad"))));
+    CHECK(f.done());
+    CHECK_THROWS_WITH_AS((void)f.result(), "bad", std::runtime_error);
+    CHECK(f.error() == errc::exception_raised);
+    CHECK(f.exception() != nullptr);
+    Future<int> g(loop);
+    (void)g.set_exception(std::make_exception_ptr(std::system_error(std::make_error_code(std::errc::timed_out))));
+    CHECK(g.error() == std::errc::timed_out);
+    CHECK_REFUSED(errc::invalid_state, (void)g.set_exception(nullptr));
+}
+
+TEST_CASE("81: an unretrieved exception is reported with the exception") {
+    EventLoop loop;
+    Reported reported(loop);
+    {
+        Future<void> f(loop);
+        (void)f.set_exception(std::make_exception_ptr(std::logic_error("lost")));
+    }
+    REQUIRE(reported.contexts.size() == 1);
+    CHECK(reported.contexts[0].exception != nullptr);
+}
+#endif
