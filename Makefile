@@ -8,7 +8,7 @@
 #   make check                  build every test, run each once per backend
 #   make check CXX=clang++-14 SANITIZE=address,undefined
 #   make install PREFIX=/usr/local [DESTDIR=/tmp/stage]
-#   make tests | examples | bench-core | clean
+#   make tests | examples | bench-core | bench-tasks | clean
 #
 # Configuration (each combination builds into its own build/<config>, so
 # several coexist): CXX (g++), SANITIZE (address,undefined | thread),
@@ -63,6 +63,7 @@ TEST_MAIN := $(BUILD)/test/test_main.o
 
 EXAMPLES := $(patsubst docs/examples/%.cpp,$(BUILD)/examples/%,$(wildcard docs/examples/*.cpp))
 BENCH_CORE := $(BUILD)/bench/core_bench
+BENCH_TASKS := $(BUILD)/bench/task_bench
 
 HEADERS := evloop.hpp $(sort $(wildcard $(foreach layer,core platform net proc,$(layer)/*.hpp)))
 
@@ -81,6 +82,23 @@ demo: $(BUILD)/examples/demo
 
 bench-core: $(BENCH_CORE)
 	$(BENCH_CORE)
+
+# Interleaves evloop, asyncio and uvloop (test/bench/task_bench.py says why).
+# uvloop comes from Debian's python3-uvloop, which serves /usr/bin/python3
+# only (a python3 earlier in PATH, e.g. pyenv's, would not see it): installed
+# here when missing and we are root on Debian/Ubuntu; otherwise task_bench.py
+# says what to install and compares with asyncio alone.
+.PHONY: bench-tasks
+bench-tasks: $(BENCH_TASKS)
+	@py=python3; [ -x /usr/bin/python3 ] && py=/usr/bin/python3; \
+	if ! $$py -c 'import uvloop' 2>/dev/null && [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && \
+	    command -v apt-get >/dev/null; then \
+	    echo 'bench-tasks: installing python3-uvloop'; \
+	    apt-get update -qq && apt-get install -y -qq python3-uvloop >/dev/null; \
+	    [ -x /usr/bin/python3 ] && py=/usr/bin/python3; \
+	fi; \
+	echo "$$py test/bench/task_bench.py --compare $(BENCH_TASKS) --rounds 3 --repeat 3"; \
+	$$py test/bench/task_bench.py --compare $(BENCH_TASKS) --rounds 3 --repeat 3
 
 # tools/check runs make itself (with -j$(nproc)); it gets the configuration
 # through the environment so it can also be run by hand.
@@ -128,7 +146,12 @@ $(BENCH_CORE): test/bench/core_bench.cpp $(LIB) $(BUILD)/flags
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
 
+$(BENCH_TASKS): test/bench/task_bench.cpp $(LIB) $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
+
 -include $(patsubst %.o,%.d,$(LIB_OBJS) $(TEST_MAIN) $(TEST_BINS:%=%.o)) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/docs/examples/%.d) $(BENCH_CORE).d
+-include $(BENCH_TASKS).d
 
 # ---- install ------------------------------------------------------------------
 # Headers keep their folders under include/evloop/, so the installed tree

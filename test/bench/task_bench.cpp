@@ -118,7 +118,8 @@ Task<std::int64_t> executor_serial(EventLoop& loop, std::size_t m) {
     co_return sum;
 }
 
-// `batch` lives outside the frame and is reused from run to run (see kept below).
+// `batch` lives outside the frame and is reused from run to run, as `kept` is
+// in bench_tasks_kept (the reason is there).
 Task<std::int64_t> executor_in_flight(EventLoop& loop, std::size_t total, std::vector<Future<int>>& batch) {
     std::int64_t sum = 0;
     for (std::size_t done = 0; done < total; done += in_flight) {
