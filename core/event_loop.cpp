@@ -260,6 +260,15 @@ Handle EventLoop::call_soon(Callback cb) {
     return Handle::adopt(node);
 }
 
+void EventLoop::post(Callback cb) {
+    // call_soon for the loop's own use (task steps, done callbacks): nobody
+    // gets a Handle, so the node starts with the queue's reference alone and
+    // is freed without an atomic decrement. A closed loop drops it.
+    if (is_closed()) return;
+    if (wake_pending_.load(std::memory_order_relaxed)) take_inbox();
+    ready_.push(HandleNode::create(1, HandleNode::queued, this, std::move(cb)));
+}
+
 std::int64_t EventLoop::to_ns(double seconds) noexcept {
     double ns = seconds * 1e9;
     if (ns >= static_cast<double>(kMaxDeadlineNs)) return kMaxDeadlineNs;

@@ -202,6 +202,7 @@ public:
 
 private:
     friend struct detail::LoopAccess;  // the services futures and tasks use
+    void post(Callback cb);
     void close_tasks() noexcept;
     void detach_tasks() noexcept;
 

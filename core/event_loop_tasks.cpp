@@ -21,12 +21,10 @@ struct LoopAccess {
     static ListLink& tasks(EventLoop& loop) noexcept { return loop.tasks_; }
     static ListLink& unretrieved(EventLoop& loop) noexcept { return loop.unretrieved_; }
     static ListLink& asyncgens(EventLoop& loop) noexcept { return loop.asyncgens_; }
+    static void post(EventLoop& loop, Callback&& cb) { loop.post(std::move(cb)); }
 };
 
-void loop_post(EventLoop& loop, Callback&& cb) {
-    if (loop.is_closed()) return;  // nothing runs on a closed loop; see the header
-    (void)loop.call_soon(std::move(cb));
-}
+void loop_post(EventLoop& loop, Callback&& cb) { LoopAccess::post(loop, std::move(cb)); }
 
 void loop_track_error(EventLoop& loop, FutureCore& future) { future.insert_after(&LoopAccess::unretrieved(loop)); }
 

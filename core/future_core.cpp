@@ -79,13 +79,6 @@ bool FutureCore::cancel(std::string message) {
     return true;
 }
 
-void FutureCore::rethrow_or_retrieve() const {
-    retrieved = true;
-#if EVLOOP_EXCEPTIONS
-    if (exception) std::rethrow_exception(exception);
-#endif
-}
-
 std::uint64_t FutureCore::add_callback(UniqueFunction<void(FutureCore&)> fn) {
     DoneEntry entry{next_token_++, {}, std::move(fn)};
     std::uint64_t token = entry.token;

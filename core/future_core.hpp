@@ -21,6 +21,7 @@
 
 #include "core/callback.hpp"
 #include "core/errors.hpp"
+#include "core/frame_pool.hpp"
 
 namespace evloop {
 
@@ -80,7 +81,7 @@ struct ListLink {
     }
 };
 
-class FutureCore : public ListLink {
+class FutureCore : public ListLink, public Pooled {
 public:
     enum class Status : std::uint8_t { pending, finished, cancelled };
 
@@ -106,7 +107,12 @@ public:
     /// Plain futures: cancel now. Tasks: request cancellation (TaskCore::cancel).
     bool cancel(std::string message);
     /// result()'s common part: marks the error retrieved, rethrows an exception.
-    void rethrow_or_retrieve() const;
+    void rethrow_or_retrieve() const {
+        retrieved = true;
+#if EVLOOP_EXCEPTIONS
+        if (exception) std::rethrow_exception(exception);
+#endif
+    }
 
     std::uint64_t add_callback(UniqueFunction<void(FutureCore&)> fn);
     /// Registers `task` to be woken (TaskCore::step) when this is done.

@@ -150,7 +150,7 @@ template <class T>
 struct FutureAwaiter {
     Future<T> future;
     TaskCore* runner = nullptr;
-    std::error_code refused{};
+    errc refused{};  // errc{} (zero): not refused. An enum: no error category to look up
 
     bool await_ready() const noexcept { return future.done(); }
     template <class Promise>
@@ -159,10 +159,10 @@ struct FutureAwaiter {
                       "evloop futures can be co_awaited in evloop::Task and AsyncGenerator coroutines");
         runner = h.promise().runner;
         refused = runner->wait_on(*future.core(), h);
-        return !refused;
+        return refused == errc{};
     }
     Result<T> await_resume() {
-        if (refused) return refused;
+        if (refused != errc{}) return refused;
         if (runner && runner->take_cancel()) return errc::cancelled;
         return future.result();
     }
@@ -173,7 +173,7 @@ template <class T>
 struct TaskAwaiter {
     Task<T> task;
     TaskCore* runner = nullptr;
-    std::error_code refused{};
+    errc refused{};  // errc{} (zero): not refused. An enum: no error category to look up
     bool inline_child = false;
 
     bool await_ready() const noexcept { return task.done(); }
@@ -189,11 +189,11 @@ struct TaskAwaiter {
             return start ? start : h;
         }
         refused = runner->wait_on(*task.core(), h);
-        if (refused) return h;
+        if (refused != errc{}) return h;
         return std::noop_coroutine();
     }
     Result<T> await_resume() {
-        if (refused) return refused;
+        if (refused != errc{}) return refused;
         if (inline_child) return task.take_result();
         if (runner && runner->take_cancel()) return errc::cancelled;
         return task.result();

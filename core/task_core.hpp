@@ -31,7 +31,7 @@ class TaskCore;
 /// What every evloop coroutine promise has: the task its frame runs under and
 /// the frame to resume when it finishes (an inline awaiter or a generator's
 /// consumer).
-struct PromiseBase {
+struct PromiseBase : Pooled {  // frames come from the pool (core/frame_pool.hpp)
     TaskCore* runner = nullptr;
     std::coroutine_handle<> continuation;
 };
@@ -65,10 +65,10 @@ public:
     int uncancel() noexcept;
 
     // ---- used by awaiters (core/awaiters.hpp) ----
-    /// Suspends the task on `future` until it is done. Returns an error (and
-    /// does not suspend) for a future of another loop or the task itself
-    /// (CONTRACT 100, 101).
-    std::error_code wait_on(FutureCore& future, std::coroutine_handle<> at);
+    /// Suspends the task on `future` until it is done. Returns errc{} (zero),
+    /// or the error (and does not suspend) for a future of another loop or
+    /// the task itself (CONTRACT 100, 101).
+    errc wait_on(FutureCore& future, std::coroutine_handle<> at);
     /// Suspends the task for exactly one loop iteration (sleep(0), CONTRACT 102).
     void yield(std::coroutine_handle<> at);
     /// True once, if the step that just resumed must deliver a cancellation.
