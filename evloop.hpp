@@ -3,6 +3,7 @@
 
 #include "core/async_generator.hpp"
 #include "core/callback.hpp"
+#include "core/concurrent_future.hpp"
 #include "core/errors.hpp"
 #include "core/event_loop.hpp"
 #include "core/future.hpp"

@@ -41,10 +41,23 @@ std::error_code EventLoop::run_once() {
     if (is_closed()) return detail::refuse(errc::loop_closed, "run_once");
     if (in_run_once_) return detail::refuse(errc::loop_running, "run_once");  // called from a callback
     in_run_once_ = true;
+    // Driven by hand (not from run_forever), the loop is still this thread's
+    // running loop for the iteration: tasks and get_running_loop() rely on it.
+    EventLoop* running = detail::running_loop();
+    if (running != nullptr && running != this) {
+        in_run_once_ = false;
+        return detail::refuse(errc::another_loop_running, "run_once");
+    }
+    bool claims_thread = running == nullptr;
+    if (claims_thread) detail::set_running_loop(this);
     struct ClearOnExit {  // on every way out, exceptions included
         bool& flag;
-        ~ClearOnExit() { flag = false; }
-    } clear{in_run_once_};
+        bool release_thread;
+        ~ClearOnExit() {
+            flag = false;
+            if (release_thread) detail::set_running_loop(nullptr);
+        }
+    } clear{in_run_once_, claims_thread};
     if (wake_pending_.load(std::memory_order_relaxed)) take_inbox();
     std::int64_t timeout_ns = compute_timeout();
     std::span<const SelectorEvent> events;

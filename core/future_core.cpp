@@ -30,6 +30,7 @@ void FutureCore::finish(Status s) {
 }
 
 void FutureCore::schedule(DoneEntry& entry) {
+    if (!loop) return;  // a task refused before it had a loop: nothing can run
     if (entry.waiter) {
         // An awaiting task: its next step. Eight bytes of capture, so the
         // callback sits in the handle's inline storage.

@@ -19,7 +19,7 @@ EventLoop& orphan_loop() {
 }
 }  // namespace
 
-bool ensure_scheduled(FutureCore& future) {
+bool ensure_scheduled(FutureCore& future, const char* caller) {
     TaskCore* task = future.task;
     if (!task || task->scheduled() || task->started() || future.done()) return true;
     if (EventLoop* loop = running_loop()) {
@@ -31,7 +31,7 @@ bool ensure_scheduled(FutureCore& future) {
     future.loop = &orphan_loop();
     future.error = make_error_code(errc::no_running_loop);
     future.finish(FutureCore::Status::finished);
-    (void)refuse(errc::no_running_loop, "ensure_future (a coroutine given to gather, shield or wait_for)");
+    (void)refuse(errc::no_running_loop, caller);
     return false;
 }
 
@@ -43,30 +43,50 @@ EventLoop* gather_loop(const std::vector<FutureCore*>& children) {
     return &orphan_loop();
 }
 
+namespace {
+// Lives inside a done callback: clears the gather's raw pointer to the future
+// the callback is registered on when the callback goes (run, or dropped with
+// a future that died pending). See GatherCore.
+struct SlotGuard {
+    std::shared_ptr<GatherCore> core;
+    FutureCore** slot;
+    SlotGuard(std::shared_ptr<GatherCore> c, FutureCore** s) noexcept : core(std::move(c)), slot(s) {}
+    SlotGuard(SlotGuard&& other) noexcept : core(std::move(other.core)), slot(other.slot) {}
+    SlotGuard& operator=(SlotGuard&&) = delete;
+    ~SlotGuard() {
+        if (core) *slot = nullptr;
+    }
+};
+}  // namespace
+
 void GatherCore::start(const std::shared_ptr<GatherCore>& core) {
-    for (CoreRef& child : core->children)
-        child->add_callback([core](FutureCore& c) { core->child_done(c); });
-    core->outer->add_callback([core](FutureCore& outer) {
+    for (std::size_t i = 0; i < core->children.size(); ++i) {
+        core->children[i]->add_callback([guard = SlotGuard(core, &core->children[i]), i](FutureCore& child) {
+            guard.core->child_done(i, child);
+        });
+    }
+    core->outer->add_callback([guard = SlotGuard(core, &core->outer)](FutureCore& outer) {
         if (outer.status != FutureCore::Status::cancelled) return;
-        for (CoreRef& child : core->children) child->cancel(outer.cancel_message);
+        for (FutureCore* child : guard.core->children)
+            if (child) child->cancel(outer.cancel_message);
     });
 }
 
-void GatherCore::child_done(FutureCore& child) {
+void GatherCore::child_done(std::size_t i, FutureCore& child) {
     child.retrieved = true;  // the gather reports it, one way or the other
-    FutureCore& o = *outer;
-    if (o.done()) return;
+    if (!outer || outer->done()) return;
     bool failed = child.status == FutureCore::Status::cancelled || child.error;
     if (failed && !return_exceptions) {
 #if EVLOOP_EXCEPTIONS
         if (child.exception) {
-            (void)o.set_exception(child.exception);
+            (void)outer->set_exception(child.exception);
             return;
         }
 #endif
-        (void)o.set_error(child.error);
+        (void)outer->set_error(child.error);
         return;
     }
+    store(i, child);
     if (--left == 0) complete();
 }
 

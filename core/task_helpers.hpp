@@ -71,6 +71,13 @@ Sleep sleep(std::chrono::duration<Rep, Period> d) noexcept {
     return Sleep(std::chrono::duration<double>(d).count());
 }
 
+namespace detail {
+/// A Task never scheduled becomes a task of the running loop (asyncio's
+/// ensure_future); anything else is left alone. Without a running loop the
+/// task ends at once with errc::no_running_loop (refused, naming `caller`).
+bool ensure_scheduled(FutureCore& future, const char* caller = "gather, shield or wait_for");
+}  // namespace detail
+
 // ---- create_task, current_task ---------------------------------------------
 
 /// create_task on the running loop (asyncio.create_task). Refused with
@@ -79,8 +86,9 @@ template <class T>
 Task<T> create_task(Task<T> task, std::string name = {}) {
     EventLoop* loop = detail::running_loop();
     if (!loop) {
-        task.task_core().destroy_frame();
-        (void)detail::refuse(errc::no_running_loop, "create_task");
+        // The refused value says why: the task is done with the error, its
+        // coroutine destroyed unrun.
+        detail::ensure_scheduled(*task.core(), "create_task");
         return task;
     }
     return loop->create_task(std::move(task), std::move(name));
@@ -91,12 +99,6 @@ inline TaskRef current_task() {
     EventLoop* loop = detail::running_loop();
     return loop ? loop->current_task() : TaskRef();
 }
-
-namespace detail {
-/// A Task never scheduled becomes a task of the running loop (asyncio's
-/// ensure_future); anything else is left alone. False if there is none.
-bool ensure_scheduled(FutureCore& future);
-}  // namespace detail
 
 // ---- shield ----------------------------------------------------------------
 
@@ -161,7 +163,8 @@ Task<T> wait_for(Future<T> inner, double timeout) {
 }
 template <class T>
 Task<T> wait_for(Task<T> inner, double timeout) {
-    detail::ensure_scheduled(*inner.core());
+    // Scheduled when wait_for's own body first runs (ensure_scheduled there),
+    // so run_until_complete(wait_for(work(), t)) works outside a running loop.
     return wait_for(Future<T>(std::move(inner)), timeout);
 }
 
@@ -176,80 +179,118 @@ struct GatherOptions {
 };
 
 namespace detail {
-/// What every child's done callback shares.
+
+/// What a gather's callbacks share. It owns nothing but the results: the
+/// outer future and the children are held by raw pointers, each cleared by
+/// the destructor of the done callback registered on it (SlotGuard), so a
+/// pointer is valid exactly while that callback exists. Owning them instead
+/// (as asyncio's _GatheringFuture does) would make reference cycles that
+/// nothing breaks when a gather is abandoned: Python's collector would.
 struct GatherCore {
-    CoreRef outer;
+    FutureCore* outer = nullptr;
+    std::vector<FutureCore*> children;
     std::size_t left = 0;
     bool return_exceptions = false;
-    std::vector<CoreRef> children;
-    UniqueFunction<void()> complete;  // sets the outer's value from the children
-    void child_done(FutureCore& child);
-    /// Wires the callbacks: each child's to child_done, the outer's to
-    /// cancelling the children if the outer is cancelled.
+
+    virtual ~GatherCore() = default;
+    /// Keeps child `i`'s outcome (typed).
+    virtual void store(std::size_t i, FutureCore& child) = 0;
+    /// Sets the outer future's value from what was stored (typed).
+    virtual void complete() = 0;
+    void child_done(std::size_t i, FutureCore& child);
+    /// Registers the done callbacks: children's to child_done, the outer's
+    /// to cancelling the children if the outer is cancelled.
     static void start(const std::shared_ptr<GatherCore>& core);
 };
+
+/// The outcome of a done future as a Result, without rethrowing (an
+/// exception is represented by its code).
+template <class T>
+Result<T> outcome_of(FutureCore& f) {
+    f.retrieved = true;
+    if (f.error) return f.error;
+    if constexpr (std::is_void_v<T>)
+        return {};
+    else
+        return *static_cast<FutureState<T>&>(f).value;
+}
+
+template <class T>
+struct RangeGather final : GatherCore {
+    std::vector<std::optional<Result<T>>> results;
+    void store(std::size_t i, FutureCore& child) override { results[i].emplace(outcome_of<T>(child)); }
+    void complete() override {
+        std::vector<Result<T>> out;
+        out.reserve(results.size());
+        for (auto& r : results) out.push_back(std::move(*r));
+        (void)Future<std::vector<Result<T>>>::borrow(outer).set_result(std::move(out));
+    }
+};
+
+template <class... Ts>
+struct TupleGather final : GatherCore {
+    std::tuple<std::optional<Result<Ts>>...> results;
+    void store(std::size_t i, FutureCore& child) override { store_at(i, child, std::index_sequence_for<Ts...>{}); }
+    void complete() override { complete_with(std::index_sequence_for<Ts...>{}); }
+
+private:
+    template <std::size_t... Is>
+    void store_at(std::size_t i, FutureCore& child, std::index_sequence<Is...>) {
+        ((i == Is ? (void)std::get<Is>(results).emplace(outcome_of<Ts>(child)) : void()), ...);
+    }
+    template <std::size_t... Is>
+    void complete_with(std::index_sequence<Is...>) {
+        (void)Future<std::tuple<Result<Ts>...>>::borrow(outer).set_result(
+            std::tuple<Result<Ts>...>(std::move(*std::get<Is>(results))...));
+    }
+};
+
 /// The loop a gather's outer future belongs to: the first child's, or the
-/// running one; null (refused) if neither exists.
+/// running one; refused (errc::no_running_loop) if neither exists, and then
+/// a closed stand-in loop, so the caller still gets a future.
 EventLoop* gather_loop(const std::vector<FutureCore*>& children);
+
+template <class Outer>
+Outer start_gather(std::shared_ptr<GatherCore> core, std::vector<FutureCore*> children, GatherOptions options) {
+    for (FutureCore* child : children) ensure_scheduled(*child);
+    Outer outer(*gather_loop(children));
+    if constexpr (std::is_default_constructible_v<typename Outer::value_type>) {
+        if (children.empty()) {  // an empty vector or tuple
+            (void)outer.set_result({});  // CONTRACT 109
+            return outer;
+        }
+    }
+    core->outer = outer.core();
+    core->children = std::move(children);
+    core->left = core->children.size();
+    core->return_exceptions = options.return_exceptions;
+    GatherCore::start(core);
+    return outer;
+}
+
 }  // namespace detail
 
 /// Waits for every future of the range; the result holds each one's Result
 /// in order. gather of an empty range is done at once (CONTRACT 109).
 /// Cancelling the gather cancels every child still pending.
 template <class T>
-Future<std::vector<Result<T>>> gather(std::vector<Future<T>> children, GatherOptions options = {}) {
+Future<std::vector<Result<T>>> gather(const std::vector<Future<T>>& children, GatherOptions options = {}) {
+    auto core = std::make_shared<detail::RangeGather<T>>();
+    core->results.resize(children.size());
     std::vector<detail::FutureCore*> cores;
-    for (auto& child : children) {
-        detail::ensure_scheduled(*child.core());
-        cores.push_back(child.core());
-    }
-    EventLoop* loop = detail::gather_loop(cores);
-    Future<std::vector<Result<T>>> outer(*loop);
-    if (children.empty()) {
-        (void)outer.set_result({});
-        return outer;
-    }
-    auto core = std::make_shared<detail::GatherCore>();
-    core->outer = detail::CoreRef(outer.core());
-    core->left = children.size();
-    core->return_exceptions = options.return_exceptions;
-    for (auto* c : cores) core->children.emplace_back(c);
-    core->complete = [outer, children]() mutable {
-        std::vector<Result<T>> results;
-        results.reserve(children.size());
-        for (auto& child : children) results.push_back(child.result());
-        (void)outer.set_result(std::move(results));
-    };
-    detail::GatherCore::start(core);
-    return outer;
+    for (const auto& child : children) cores.push_back(child.core());
+    return detail::start_gather<Future<std::vector<Result<T>>>>(std::move(core), std::move(cores), options);
 }
 
 /// gather over a fixed list of futures and tasks of any types.
 template <class... Ts>
-Future<std::tuple<Result<Ts>...>> gather(GatherOptions options, Future<Ts>... children) {
-    std::vector<detail::FutureCore*> cores{children.core()...};
-    for (auto* c : cores) detail::ensure_scheduled(*c);
-    EventLoop* loop = detail::gather_loop(cores);
-    Future<std::tuple<Result<Ts>...>> outer(*loop);
-    if constexpr (sizeof...(Ts) == 0) {
-        (void)outer.set_result({});
-        return outer;
-    } else {
-        auto core = std::make_shared<detail::GatherCore>();
-        core->outer = detail::CoreRef(outer.core());
-        core->left = sizeof...(Ts);
-        core->return_exceptions = options.return_exceptions;
-        for (auto* c : cores) core->children.emplace_back(c);
-        core->complete = [outer, children...]() mutable {
-            (void)outer.set_result(std::tuple<Result<Ts>...>(children.result()...));
-        };
-        detail::GatherCore::start(core);
-        return outer;
-    }
+Future<std::tuple<Result<Ts>...>> gather(GatherOptions options, const Future<Ts>&... children) {
+    return detail::start_gather<Future<std::tuple<Result<Ts>...>>>(
+        std::make_shared<detail::TupleGather<Ts...>>(), std::vector<detail::FutureCore*>{children.core()...}, options);
 }
 template <class... Ts>
-Future<std::tuple<Result<Ts>...>> gather(Future<Ts>... children) {
-    return gather(GatherOptions{}, std::move(children)...);
+Future<std::tuple<Result<Ts>...>> gather(const Future<Ts>&... children) {
+    return gather(GatherOptions{}, children...);
 }
 
 }  // namespace evloop
