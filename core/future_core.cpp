@@ -23,21 +23,31 @@ std::error_code FutureCore::check_settable(const char* what) {
 
 void FutureCore::finish(Status s) {
     status = s;
-    // Move the list out first: a callback may add or remove others (CONTRACT 80).
-    std::vector<DoneEntry> entries = std::move(callbacks_);
-    callbacks_.clear();
-    for (DoneEntry& entry : entries) schedule(entry);
+    // Nothing runs here (CONTRACT 77), so the list cannot change under us;
+    // callbacks added later are appended and scheduled on their own (80).
+    for (std::size_t i = 0; i < callbacks_.size(); ++i) schedule(i);
 }
 
-void FutureCore::schedule(DoneEntry& entry) {
+void FutureCore::schedule(std::size_t i) {
     if (!loop) return;  // a task refused before it had a loop: nothing can run
+    DoneEntry& entry = callbacks_[i];
     if (entry.waiter) {
         // An awaiting task: its next step. Eight bytes of capture, so the
         // callback sits in the handle's inline storage.
         loop_post(*loop, [t = std::move(entry.waiter)]() { t->task->step(); });
     } else {
-        loop_post(*loop, [self = CoreRef(this), fn = std::move(entry.fn)]() mutable { fn(*self); });
+        // The function stays in the list and the loop callback names it by
+        // index: moving it into the callback would not fit the inline storage
+        // and would cost an allocation per done callback.
+        loop_post(*loop, [self = CoreRef(this), i]() { self->run_callback(i); });
     }
+}
+
+void FutureCore::run_callback(std::size_t i) {
+    // Taken out first: its captures go as soon as it returns, as asyncio drops
+    // a callback once called.
+    UniqueFunction<void(FutureCore&)> fn = std::move(callbacks_[i].fn);
+    if (fn) fn(*this);
 }
 
 std::error_code FutureCore::set_error(std::error_code ec) {
@@ -81,20 +91,19 @@ bool FutureCore::cancel(std::string message) {
 }
 
 std::uint64_t FutureCore::add_callback(UniqueFunction<void(FutureCore&)> fn) {
-    DoneEntry entry{next_token_++, {}, std::move(fn)};
-    std::uint64_t token = entry.token;
-    if (done())
-        schedule(entry);  // CONTRACT 78
-    else
-        callbacks_.push_back(std::move(entry));
+    std::uint64_t token = next_token_++;
+    callbacks_.push_back(DoneEntry{token, {}, std::move(fn)});
+    if (done()) schedule(callbacks_.size() - 1);  // CONTRACT 78
     return token;
 }
 
 void FutureCore::add_waiter(FutureCore& task_state) {
     callbacks_.push_back(DoneEntry{next_token_++, CoreRef(&task_state), {}});
+    if (done()) schedule(callbacks_.size() - 1);
 }
 
 std::size_t FutureCore::remove_callback(std::uint64_t token) noexcept {
+    if (done()) return 0;  // every entry is scheduled already (CONTRACT 80)
     for (auto it = callbacks_.begin(); it != callbacks_.end(); ++it)
         if (it->token == token) {
             callbacks_.erase(it);

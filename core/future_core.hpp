@@ -134,7 +134,8 @@ public:
     std::string cancel_message;
 
 private:
-    void schedule(DoneEntry& entry);
+    void schedule(std::size_t i);
+    void run_callback(std::size_t i);
     void last_reference_dropped() noexcept;
 
     std::uint64_t next_token_ = 1;
