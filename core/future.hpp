@@ -103,26 +103,10 @@ public:
     /// The value or the error: errc::invalid_state while pending (CONTRACT 71),
     /// errc::cancelled after cancel() (74), the error set otherwise. A stored
     /// exception is rethrown. The value is copied; take_result() moves it.
-    Result<T> result() const {
-        if (!done()) return errc::invalid_state;
-        core_->rethrow_or_retrieve();
-        if (core_->error) return core_->error;
-        if constexpr (std::is_void_v<T>)
-            return {};
-        else
-            return *state().value;
-    }
+    Result<T> result() const { return outcome</*move=*/false>(); }
     /// result(), moving the value out (for move-only T): later calls see a
     /// moved-from value.
-    Result<T> take_result() {
-        if (!done()) return errc::invalid_state;
-        core_->rethrow_or_retrieve();
-        if (core_->error) return core_->error;
-        if constexpr (std::is_void_v<T>)
-            return {};
-        else
-            return std::move(*state().value);
-    }
+    Result<T> take_result() { return outcome</*move=*/true>(); }
     /// The error (empty on success or while pending). Counts as retrieving it.
     std::error_code error() const noexcept {
         core_->retrieved = true;
@@ -153,6 +137,18 @@ public:
 
 protected:
     explicit Future(detail::FutureCore* adopted) noexcept : core_(adopted) {}
+    template <bool Move>
+    Result<T> outcome() const {
+        if (!done()) return errc::invalid_state;
+        core_->rethrow_or_retrieve();
+        if (core_->error) return core_->error;
+        if constexpr (std::is_void_v<T>)
+            return {};
+        else if constexpr (Move)
+            return std::move(*state().value);
+        else
+            return *state().value;
+    }
     detail::FutureState<T>& state() const noexcept { return *static_cast<detail::FutureState<T>*>(core_); }
 
     detail::FutureCore* core_;
