@@ -3,8 +3,10 @@
 // It shows, printing as it goes: callbacks and their FIFO order, timers (one
 // of them cancelled), a pipe watched with add_reader while another thread
 // writes into it, worker threads handing results back with
-// call_soon_threadsafe, and run_until_complete on a future that a worker
-// completes. It ends with the loop's own counters. (The echo server and
+// call_soon_threadsafe, run_until_complete on a future that a worker
+// completes, and the same kind of work written as coroutines (tasks, sleep,
+// gather, wait_for with a timeout that cancels). It ends with the loop's own
+// counters. (The echo server and
 // client over TCP arrive with the stream transports.)
 #include <fcntl.h>
 #include <unistd.h>
@@ -32,6 +34,28 @@ __attribute__((format(printf, 1, 2))) void say(const char* format, ...) {
     va_end(args);
     std::printf("\n");
     std::fflush(stdout);
+}
+
+// A coroutine: its steps run as loop callbacks; co_await yields a Result.
+evloop::Task<int> brew(const char* what, double seconds) {
+    say("task %s: started, needs %.0f ms", what, seconds * 1e3);
+    if (auto slept = co_await evloop::sleep(seconds); !slept) {
+        say("task %s: %s", what, slept.error().message().c_str());  // cancelled
+        co_return slept.error();
+    }
+    say("task %s: done", what);
+    co_return static_cast<int>(seconds * 1e3);
+}
+
+evloop::Task<void> coroutines() {
+    // Two tasks at once: gather waits for both.
+    auto both = co_await evloop::gather(evloop::create_task(brew("tea", 0.03)),
+                                        evloop::create_task(brew("coffee", 0.02)));
+    auto& [tea, coffee] = *both;
+    say("gather: tea %d ms, coffee %d ms", *tea, *coffee);
+    // One too slow: wait_for cancels it and says timed out.
+    auto slow = co_await evloop::wait_for(brew("stew", 10.0), 0.02);
+    say("wait_for: %s", slow ? "in time" : slow.error().message().c_str());
 }
 
 }  // namespace
@@ -114,6 +138,10 @@ int main() {
     auto result = loop.run_until_complete(answer);
     say("run_until_complete: the answer is %s", result ? result->c_str() : "(error)");
 
+    // 6. The same style of work with coroutines.
+    auto coro = loop.run_until_complete(coroutines());
+    say("coroutines: %s", coro ? "finished" : coro.error().message().c_str());
+
     oracle.join();
     writer.join();
     for (auto& w : workers) w.join();
@@ -129,5 +157,5 @@ int main() {
         static_cast<unsigned long long>(m.iterations), static_cast<unsigned long long>(m.callbacks_run),
         static_cast<unsigned long long>(m.wakeups_written));
     (void)loop.close();
-    return reported == 4 && lines_read == 3 && result ? 0 : 1;
+    return reported == 4 && lines_read == 3 && result && coro ? 0 : 1;
 }
