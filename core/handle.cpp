@@ -25,6 +25,12 @@ namespace {
 
 constexpr std::size_t kBatch = 256;
 constexpr std::size_t kCacheMax = 2 * kBatch;
+// How far ahead pop() asks for the node it will hand out later. A recycled node
+// was last written by whichever thread freed it (for call_soon_threadsafe, the
+// loop's, on another core), in whatever order timers happened to fire: filling
+// it in costs a cache miss, often a TLB miss too. Asked for this many pops
+// early, the miss overlaps with the work between pops instead of stalling it.
+constexpr std::size_t kPrefetchAhead = 8;
 
 // Free nodes are kept as arrays of pointers, not as a list threaded through the
 // nodes: popping from an array needs no load from the node itself, so taking
@@ -81,7 +87,9 @@ struct Cache {
             if (!depot().take(nodes)) return ::operator new(sizeof(HandleNode));
             count = kBatch;
         }
-        return nodes[--count];
+        --count;
+        if (count >= kPrefetchAhead) __builtin_prefetch(nodes[count - kPrefetchAhead], 1);
+        return nodes[count];
     }
     void push(void* memory) {
         if (count == kCacheMax) {
