@@ -8,11 +8,16 @@
 // (one mutex acquisition per kBatch nodes). This matters for
 // call_soon_threadsafe: nodes are made on the posting threads and freed on the
 // loop's thread, and the depot carries them back instead of feeding malloc on
-// one side and free on the other. Memory is never returned to the heap while
-// the process runs: the pool is as large as the most nodes ever alive at once.
+// one side and free on the other. New nodes are cut from slabs, 64-byte
+// aligned, so each node is exactly one cache line. Memory is never returned
+// to the heap while the process runs: the pool is as large as the most nodes
+// ever alive at once.
 #include "core/handle.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -21,6 +26,9 @@
 
 namespace evloop {
 namespace detail {
+
+static_assert(sizeof(HandleNode) == 64, "a HandleNode should fill exactly one cache line");
+
 namespace {
 
 constexpr std::size_t kBatch = 256;
@@ -35,39 +43,56 @@ constexpr std::size_t kPrefetchAhead = 8;
 // Free nodes are kept as arrays of pointers, not as a list threaded through the
 // nodes: popping from an array needs no load from the node itself, so taking
 // many nodes in a row never waits on one cache miss after another.
-struct Batch {
-    void* nodes[kBatch];
-};
-
 class Depot {
 public:
-    // Takes a full batch of nodes; returns false when there is none.
-    bool take(void** out) {
+    // Fills `out` with up to kBatch free nodes (new ones if none are free);
+    // returns how many.
+    std::size_t take(void** out) {
         std::lock_guard lock(mutex_);
-        if (full_.empty()) return false;
-        Batch* batch = full_.back();
-        full_.pop_back();
-        std::copy(batch->nodes, batch->nodes + kBatch, out);
-        empty_.push_back(batch);
-        return true;
+        if (free_.empty()) return carve(out);
+        const std::size_t n = std::min(kBatch, free_.size());
+        std::copy(free_.end() - static_cast<std::ptrdiff_t>(n), free_.end(), out);
+        free_.resize(free_.size() - n);
+        return n;
     }
-    void put(void* const* in) {
+    void put(void* const* in, std::size_t n) {
         std::lock_guard lock(mutex_);
-        Batch* batch;
-        if (empty_.empty()) {
-            batch = new Batch;
-        } else {
-            batch = empty_.back();
-            empty_.pop_back();
-        }
-        std::copy(in, in + kBatch, batch->nodes);
-        full_.push_back(batch);
+        free_.insert(free_.end(), in, in + n);
     }
 
 private:
+    // Nodes are cut from slabs rather than allocated one by one: each is
+    // aligned to its cache line, neighbours share pages, and a 2 MiB slab can
+    // be one huge page, so even a pool scrambled by timers firing in random
+    // order costs few TLB misses. The first slab is small: a program that
+    // schedules a few callbacks should not pay 2 MiB for them.
+    std::size_t carve(void** out) {
+        if (slab_left_ < kBatch) new_slab();
+        // Handed out from the back: lowest address first.
+        for (std::size_t i = 0; i < kBatch; ++i) out[kBatch - 1 - i] = slab_next_ + i * sizeof(HandleNode);
+        slab_next_ += kBatch * sizeof(HandleNode);
+        slab_left_ -= kBatch;
+        return kBatch;
+    }
+    void new_slab() {
+        const std::size_t bytes = slabs_.empty() ? kFirstSlabBytes : kSlabBytes;
+        void* slab = std::aligned_alloc(bytes, bytes);
+        if (!slab) std::abort();  // as operator new would, without an exception to throw
+#ifdef MADV_HUGEPAGE
+        if (bytes == kSlabBytes) (void)::madvise(slab, bytes, MADV_HUGEPAGE);  // a hint, may be ignored
+#endif
+        slabs_.push_back(slab);
+        slab_next_ = static_cast<unsigned char*>(slab);
+        slab_left_ = bytes / sizeof(HandleNode);
+    }
+
+    static constexpr std::size_t kFirstSlabBytes = 64 << 10;
+    static constexpr std::size_t kSlabBytes = 2 << 20;
     std::mutex mutex_;
-    std::vector<Batch*> full_;
-    std::vector<Batch*> empty_;  // spent arrays, reused so a steady flow allocates nothing
+    std::vector<void*> free_;
+    std::vector<void*> slabs_;  // never freed; kept so leak checkers see the memory as reachable
+    unsigned char* slab_next_ = nullptr;
+    std::size_t slab_left_ = 0;
 };
 
 // Never destroyed: threads may exit (and return their caches) after static
@@ -83,10 +108,7 @@ struct Cache {
     std::size_t count = 0;
 
     void* pop() {
-        if (count == 0) {
-            if (!depot().take(nodes)) return ::operator new(sizeof(HandleNode));
-            count = kBatch;
-        }
+        if (count == 0) count = depot().take(nodes);
         --count;
         if (count >= kPrefetchAhead) __builtin_prefetch(nodes[count - kPrefetchAhead], 1);
         return nodes[count];
@@ -94,17 +116,11 @@ struct Cache {
     void push(void* memory) {
         if (count == kCacheMax) {
             count -= kBatch;
-            depot().put(nodes + count);
+            depot().put(nodes + count, kBatch);
         }
         nodes[count++] = memory;
     }
-    ~Cache() {  // thread exit: full batches go on serving other threads
-        while (count >= kBatch) {
-            count -= kBatch;
-            depot().put(nodes + count);
-        }
-        while (count > 0) ::operator delete(nodes[--count]);
-    }
+    ~Cache() { depot().put(nodes, count); }  // thread exit: the nodes go on serving other threads
 };
 
 thread_local Cache t_cache;

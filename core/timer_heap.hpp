@@ -77,7 +77,7 @@ private:
     }
     void place(std::size_t i, const Entry& entry) noexcept {
         entries_[i] = entry;
-        entry.node->heap_index = i;
+        entry.node->heap_index = static_cast<std::uint32_t>(i);  // 4 billion timers would need 256 GB
     }
     void sift_up(std::size_t i) noexcept {
         Entry entry = entries_[i];
