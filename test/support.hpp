@@ -85,6 +85,26 @@ inline bool refused_with(errc code, const std::function<void()>& fn) {
 
 #define CHECK_REFUSED(code, ...) CHECK(::evloop::test::refused_with((code), [&] { __VA_ARGS__; }))
 
+/// Counts the Live objects that exist, so a test can see that a coroutine
+/// frame was destroyed (its locals' and parameters' destructors ran).
+struct Counter {
+    int alive = 0;
+    int destroyed = 0;
+    int finished_normally = 0;  // bodies that got past their suspension point
+    bool body_ran = false;
+};
+
+struct Live {
+    explicit Live(Counter* c) noexcept : counter(c) { ++counter->alive; }
+    Live(const Live& other) noexcept : counter(other.counter) { ++counter->alive; }
+    Live& operator=(const Live&) = delete;
+    ~Live() {
+        --counter->alive;
+        ++counter->destroyed;
+    }
+    Counter* counter;
+};
+
 /// Runs the loop until `done()` or `seconds` pass (a guard against hangs:
 /// a test that needs the guard has failed). Returns done().
 inline bool run_until(EventLoop& loop, const std::function<bool()>& done, double seconds = 5.0) {

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "core/event_loop.hpp"
+#include "test/bench/bench_stats.hpp"
 
 namespace {
 
@@ -182,21 +183,9 @@ FloodResult bench_flood(EventLoop& loop, std::vector<std::uint8_t>& ran) {
 
 // ---- reporting ----------------------------------------------------------------------
 
-struct Stat {
-    double median, min, max;
-};
-
-Stat summarize(std::vector<double> samples) {
-    std::sort(samples.begin(), samples.end());
-    const std::size_t n = samples.size();
-    const double median = n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
-    return {median, samples.front(), samples.back()};
-}
-
-void print_detail(const char* name, const std::vector<double>& samples, const char* unit) {
-    const Stat s = summarize(samples);
-    std::printf("  %-34s %10.1f   %.1f–%.1f %s\n", name, s.median, s.min, s.max, unit);
-}
+using evloop::bench::Stat;
+using evloop::bench::print_detail;
+using evloop::bench::summarize;
 
 void print_row(const char* name, const std::vector<double>& samples, double target) {
     const Stat s = summarize(samples);

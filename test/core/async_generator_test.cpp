@@ -22,23 +22,10 @@ using namespace evloop;
 
 namespace {
 
-/// Counts the Live objects that exist: a generator frame's locals and
-/// parameters are Live, so alive == 0 means its frame was destroyed.
-struct Counter {
-    int alive = 0;
-    int destroyed = 0;
-};
-
-struct Live {
-    explicit Live(Counter* c) noexcept : counter(c) { ++counter->alive; }
-    Live(const Live& other) noexcept : counter(other.counter) { ++counter->alive; }
-    Live& operator=(const Live&) = delete;
-    ~Live() {
-        --counter->alive;
-        ++counter->destroyed;
-    }
-    Counter* counter;
-};
+// A generator frame's locals and parameters are test::Live: alive == 0
+// means its frame was destroyed.
+using test::Counter;
+using test::Live;
 
 /// 0, 1, …, n-1, sleeping `gap` before each.
 AsyncGenerator<int> ticks(int n, double gap) {

@@ -29,25 +29,8 @@ namespace {
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-/// Counts the Live objects that exist, so a test can see that a coroutine
-/// frame was destroyed (its locals' and parameters' destructors ran).
-struct Counter {
-    int alive = 0;
-    int destroyed = 0;
-    int finished_normally = 0;  // bodies that got past their suspension point
-    bool body_ran = false;
-};
-
-struct Live {
-    explicit Live(Counter* c) noexcept : counter(c) { ++counter->alive; }
-    Live(const Live& other) noexcept : counter(other.counter) { ++counter->alive; }
-    Live& operator=(const Live&) = delete;
-    ~Live() {
-        --counter->alive;
-        ++counter->destroyed;
-    }
-    Counter* counter;
-};
+using test::Counter;
+using test::Live;
 
 Task<int> value_after(double delay, int value) {
     Result<void> slept = co_await evloop::sleep(delay);
