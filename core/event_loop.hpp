@@ -6,7 +6,9 @@
 //  - a timer heap: TimerHandle nodes ordered by (deadline ns, sequence), with
 //    each node's heap index stored so cancel() removes it at once;
 //  - a Selector (platform/) for fd readiness, level-triggered;
-//  - a self-pipe, and an inbox (a mutex-guarded vector) for call_soon_threadsafe.
+//  - a self-pipe, and an inbox (a mutex-guarded vector) for call_soon_threadsafe;
+//  - the lists of its live tasks, unretrieved future errors and async
+//    generators (core/event_loop_tasks.cpp).
 // Only call_soon_threadsafe, stop() and is_running() may be called from other
 // threads; everything else belongs to the loop's thread, as in asyncio.
 // Layer: core. Read next: core/event_loop.cpp, then core/timer_heap.hpp.
@@ -41,8 +43,8 @@
 
 namespace evloop {
 
-/// What call_exception_handler receives (asyncio's context dict). Keys that
-/// later layers add (future, task, transport, protocol) arrive with them.
+/// What call_exception_handler receives (asyncio's context dict). The keys
+/// net/ will add (transport, protocol) arrive with it.
 struct ExceptionContext {
     std::string message{};      ///< always set
     std::error_code error{};    ///< the error, when it is an error code
