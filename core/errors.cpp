@@ -33,6 +33,17 @@ public:
             case errc::await_itself: return "Task cannot await on itself";
             case errc::exception_raised: return "an exception was raised (see Future::exception())";
             case errc::generator_running: return "asynchronous generator is already running";
+            case errc::invalid_argument: return "invalid argument";
+            case errc::transport_closing: return "transport is closing or closed";
+            case errc::write_after_eof: return "Cannot call write() after write_eof()";
+            case errc::wrong_protocol: return "the protocol does not fit this transport";
+            case errc::empty_buffer: return "get_buffer() returned an empty buffer";
+            case errc::getaddrinfo_empty: return "getaddrinfo() returned empty list";
+            case errc::multiple_errors: return "Multiple exceptions";
+            case errc::no_matching_local_address: return "no matching local address with family found";
+            case errc::server_closed: return "Server is closed";
+            case errc::already_serving: return "server is already being awaited on serve_forever()";
+            case errc::address_in_use: return "Address is already in use";
         }
         return "unknown evloop error";
     }

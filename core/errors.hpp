@@ -46,6 +46,18 @@ enum class errc {
     await_itself,             ///< "Task cannot await on itself"
     exception_raised,         ///< "an exception was raised" (the future holds a non-system_error exception)
     generator_running,        ///< "asynchronous generator is already running"
+    // net/ (the context passed to refuse() carries asyncio's exact wording)
+    invalid_argument,         ///< "invalid argument" (asyncio's ValueError/TypeError for bad arguments)
+    transport_closing,        ///< "transport is closing or closed" (write after close/abort)
+    write_after_eof,          ///< "Cannot call write() after write_eof()"
+    wrong_protocol,           ///< "the protocol does not fit this transport"
+    empty_buffer,             ///< "get_buffer() returned an empty buffer"
+    getaddrinfo_empty,        ///< "getaddrinfo() returned empty list"
+    multiple_errors,          ///< "Multiple exceptions" (every address failed, with different errors)
+    no_matching_local_address,///< "no matching local address with family found"
+    server_closed,            ///< "Server is closed"
+    already_serving,          ///< "server is already being awaited on serve_forever()"
+    address_in_use,           ///< "Address is already in use" (a non-socket file at a Unix server's path)
 };
 
 /// The category of evloop::errc codes (name "evloop").

@@ -232,9 +232,19 @@ std::error_code EventLoop::close() {
     }
     drop_all_handles();
     close_tasks();  // after the handles: core/event_loop_tasks.cpp says why
+    close_resources();  // after the tasks, whose frames may hold transports
     selector_->close();
     self_pipe_.close();
     return {};
+}
+
+void EventLoop::close_resources() noexcept {
+    // Unlink before the call: loop_closing() may destroy the object.
+    while (resources_.linked()) {
+        auto* resource = static_cast<detail::LoopResource*>(resources_.next);
+        resource->unlink();
+        resource->loop_closing();
+    }
 }
 
 void EventLoop::drop_all_handles() noexcept {

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <type_traits>
@@ -55,8 +56,44 @@ struct ExceptionContext {
     std::string future{};       ///< the future involved, described ("<Future finished error=…>")
     std::string task{};         ///< the task involved, described ("<Task pending name='Task-3'>")
     std::string asyncgen{};     ///< the async generator involved, described
+    std::string transport{};    ///< the transport involved, described ("<SocketTransport fd=7>")
+    std::string protocol{};     ///< the protocol involved, described
     int socket = -1;          ///< the fd involved, if any
 };
+
+// The net/ layer's types. EventLoop declares the networking methods so that
+// loop.create_connection(...) reads as in asyncio; their definitions live in
+// net/*.cpp, so core/ includes nothing of net/ (the include direction holds)
+// and a program that never opens a socket links none of it. Include
+// "evloop.hpp" (or the net/ headers) to call them.
+class SocketAddress;
+struct AddrInfo;
+struct AddrInfoOptions;
+struct NameInfo;
+class ProtocolFactory;
+struct Connection;
+struct ConnectionOptions;
+struct UnixConnectionOptions;
+class Server;
+struct ServerOptions;
+struct UnixServerOptions;
+
+namespace detail {
+/// Something the loop must shut when it closes: an open transport or a
+/// listening server, which would otherwise keep its fd and memory forever
+/// (nothing else will ever call back into it). net/ objects link themselves.
+struct LoopResource : ListLink {
+    LoopResource() = default;
+    LoopResource(const LoopResource&) = delete;
+    LoopResource& operator=(const LoopResource&) = delete;
+    /// Called once by EventLoop::close(): close fds, drop references. The
+    /// object may destroy itself; it is unlinked before the call.
+    virtual void loop_closing() noexcept = 0;
+
+protected:
+    ~LoopResource() { unlink(); }
+};
+}  // namespace detail
 
 class EventLoop;
 /// A custom exception handler: handler(loop, context).
@@ -175,6 +212,44 @@ public:
     [[nodiscard]] std::error_code add_writer(int fd, Callback cb);
     bool remove_writer(int fd);
 
+    // ---- DNS (net/dns.cpp) ----------------------------------------------------
+    /// getaddrinfo(3) on the default executor; a numeric host with a socket
+    /// type and numeric port skips the executor (CONTRACT 111–117). Errors
+    /// are in net's getaddrinfo category (EAI_* codes, gai_strerror's text).
+    Future<std::vector<AddrInfo>> getaddrinfo(std::string_view host, std::string_view port,
+                                              const AddrInfoOptions& options);
+    Future<std::vector<AddrInfo>> getaddrinfo(std::string_view host, std::string_view port);
+    /// The same with a numeric port; outside 0–65535 is errc::invalid_argument.
+    Future<std::vector<AddrInfo>> getaddrinfo(std::string_view host, int port, const AddrInfoOptions& options);
+    /// getnameinfo(3) on the default executor (CONTRACT 112).
+    Future<NameInfo> getnameinfo(const SocketAddress& address, int flags = 0);
+
+    // ---- streams (net/connection.cpp, net/server.cpp, net/unix.cpp) ---------
+    /// Opens a TCP connection to host:port (every resolved address in turn,
+    /// or raced with happy eyeballs) and wraps it in a socket transport with a
+    /// protocol from `factory`; done once connection_made has run (CONTRACT 122–142).
+    Future<Connection> create_connection(ProtocolFactory factory, std::string_view host, int port,
+                                         const ConnectionOptions& options);
+    Future<Connection> create_connection(ProtocolFactory factory, std::string_view host, int port);
+    /// A TCP server on host:port ("" = every interface; port 0 = ephemeral),
+    /// or on several hosts (CONTRACT 143–168).
+    Future<std::shared_ptr<Server>> create_server(ProtocolFactory factory, std::string_view host, int port,
+                                                  const ServerOptions& options);
+    Future<std::shared_ptr<Server>> create_server(ProtocolFactory factory, std::string_view host, int port);
+    Future<std::shared_ptr<Server>> create_server(ProtocolFactory factory, const std::vector<std::string>& hosts,
+                                                  int port, const ServerOptions& options);
+    /// A Unix stream connection to `path` ("\0name": Linux abstract) (CONTRACT 307, 308).
+    Future<Connection> create_unix_connection(ProtocolFactory factory, std::string_view path,
+                                              const UnixConnectionOptions& options);
+    Future<Connection> create_unix_connection(ProtocolFactory factory, std::string_view path);
+    /// A Unix stream server at `path` (CONTRACT 309–312).
+    Future<std::shared_ptr<Server>> create_unix_server(ProtocolFactory factory, std::string_view path,
+                                                       const UnixServerOptions& options);
+    Future<std::shared_ptr<Server>> create_unix_server(ProtocolFactory factory, std::string_view path);
+    /// Wraps an already connected stream socket (ownership passes to the
+    /// transport, which closes it on failure too) (CONTRACT 314, 315).
+    Future<Connection> connect_accepted_socket(ProtocolFactory factory, int sock);
+
     // ---- debugging and errors -----------------------------------------------
     void set_debug(bool enabled) noexcept { debug_ = enabled; }
     bool get_debug() const noexcept { return debug_; }
@@ -201,17 +276,21 @@ public:
 
     // Internal: TimerHandle::cancel() calls this to take a timer out of the heap.
     void timer_cancelled(detail::HandleNode* node) noexcept;
+    // Internal (net/, proc/): close() will call resource.loop_closing().
+    void attach_resource(detail::LoopResource& resource) noexcept { resource.insert_after(&resources_); }
 
 private:
     friend struct detail::LoopAccess;  // the services futures and tasks use
     void post(Callback cb);
     void close_tasks() noexcept;
     void detach_tasks() noexcept;
+    void close_resources() noexcept;
 
     detail::TaskCore* current_task_ = nullptr;
     detail::ListLink tasks_;          // scheduled tasks, done or not, still alive
     detail::ListLink unretrieved_;    // plain futures holding an error
     detail::ListLink asyncgens_;      // live async generators first iterated here
+    detail::ListLink resources_;      // open transports and servers (detail::LoopResource)
     TaskFactory task_factory_;
 
     struct FdWatch {

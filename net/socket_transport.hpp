@@ -1,0 +1,122 @@
+// net/socket_transport.hpp — SocketTransport: asyncio's
+// _SelectorSocketTransport, the transport of every TCP and Unix stream.
+//
+// Reading: while reading, the socket's fd has a reader in the loop; each
+// readiness is one recv() into a 256 KiB buffer the whole thread shares
+// (data_received gets a view of it: a Protocol never allocates per read),
+// or one recv() straight into the memory a BufferedProtocol's get_buffer()
+// gave (no copy at all).
+// Writing: write() sends at once when nothing is buffered; only what the
+// kernel did not take is copied into the WriteBuffer, and only then is a
+// writer registered, which flushes the buffer with one gathered sendmsg()
+// per readiness. A steady connection thus costs one recv and one send per
+// message and no epoll_ctl.
+// Lifetime: created by create_connection / a server's accept loop /
+// connect_accepted_socket through make(); holds itself (self_) until
+// connection_lost has returned, or until the loop closes.
+// Layer: net. Read next: net/socket_transport.cpp, then net/server.hpp.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/event_loop.hpp"
+#include "core/future.hpp"
+#include "net/protocol.hpp"
+#include "net/transport.hpp"
+#include "net/write_buffer.hpp"
+#include "platform/fd.hpp"
+
+namespace evloop {
+
+class Server;
+
+class SocketTransport final : public Transport, private detail::LoopResource {
+public:
+    /// asyncio's max_size: the most one recv() asks for (CONTRACT 272).
+    static constexpr std::size_t kMaxReadSize = 256 * 1024;
+
+    /// Wraps a connected, non-blocking stream socket. On the next iteration,
+    /// in one callback: connection_made, then reading starts (unless the
+    /// protocol paused it), then `waiter` (if given) gets its result
+    /// (CONTRACT 139, 277). TCP sockets get TCP_NODELAY (CONTRACT 142).
+    /// `server`, if given, counts the transport among its clients until
+    /// connection_lost.
+    static std::shared_ptr<SocketTransport> make(EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol,
+                                                 Future<void>* waiter = nullptr, Server* server = nullptr);
+    ~SocketTransport() override;
+
+    // BaseTransport
+    void close() override;
+    bool is_closing() const noexcept override { return closing_; }
+    ExtraInfo get_extra_info(std::string_view name) const override;
+    std::error_code set_protocol(std::shared_ptr<BaseProtocol> protocol) override;
+    std::shared_ptr<BaseProtocol> get_protocol() const override { return protocol_; }
+    // ReadTransport
+    bool is_reading() const noexcept override { return !closing_ && !read_paused_ && !eof_seen_; }
+    void pause_reading() override;
+    void resume_reading() override;
+    // WriteTransport
+    std::error_code write(std::string_view data) override;
+    std::error_code writelines(std::span<const std::string_view> pieces) override;
+    using WriteTransport::writelines;
+    bool can_write_eof() const noexcept override { return true; }
+    void write_eof() override;
+    void abort() override;
+    std::size_t get_write_buffer_size() const noexcept override { return buffer_.size(); }
+    WriteBufferLimits get_write_buffer_limits() const noexcept override { return flow_.limits; }
+    std::error_code set_write_buffer_limits(std::optional<std::size_t> high,
+                                            std::optional<std::size_t> low = std::nullopt) override;
+
+    /// The socket's fd (-1 once closed).
+    int fd() const noexcept { return fd_.get(); }
+    EventLoop& get_loop() const noexcept { return *loop_; }
+    /// "<SocketTransport fd=7 closing>", for exception contexts and logs.
+    std::string describe() const;
+
+    // Server bookkeeping (net/server.cpp): the clients list threads through here.
+    detail::ListLink server_link_;
+
+private:
+    SocketTransport(EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol, Server* server);
+    void start(Future<void>* waiter);
+    void read_ready();
+    void read_into_protocol();
+    void read_into_buffered_protocol();
+    void on_eof();
+    void write_ready();
+    std::error_code send_pieces(std::span<const std::string_view> pieces);
+    void start_writer();
+    void force_close(std::error_code error);
+    void fatal_error(std::error_code error, const char* message);
+#if EVLOOP_EXCEPTIONS
+    void protocol_failed(const char* call, std::exception_ptr exception);
+#endif
+    void call_connection_lost(std::error_code error);
+    void call_pause_writing();
+    void call_resume_writing();
+    void shutdown_write();
+    void loop_closing() noexcept override;
+    std::error_code refuse_write(const char* what);
+
+    EventLoop* loop_;
+    Fd fd_;
+    std::shared_ptr<StreamProtocol> protocol_;
+    std::shared_ptr<SocketTransport> self_;  // the open transport keeps itself alive
+    Server* server_;
+    detail::WriteBuffer buffer_;
+    detail::FlowControl flow_;
+    std::uint32_t lost_writes_ = 0;  // writes refused after close, for the warning
+    bool buffered_;                  // the protocol is a BufferedProtocol
+    bool closing_ = false;           // close(), abort() or a failure happened
+    bool conn_lost_ = false;         // connection_lost is scheduled or done
+    bool eof_requested_ = false;     // write_eof() was called
+    bool eof_seen_ = false;          // the peer's EOF arrived
+    bool read_paused_ = false;       // pause_reading()
+    bool started_ = false;           // connection_made ran; reading may begin
+    bool reader_on_ = false;         // a reader is registered with the loop
+    bool writer_on_ = false;         // a writer is registered with the loop
+};
+
+}  // namespace evloop
