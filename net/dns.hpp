@@ -55,8 +55,8 @@ std::error_code make_gai_error(int eai_code) noexcept;
 /// The numeric fast path, usable without a loop: the result getaddrinfo would
 /// give for a literal host, or nullopt when getaddrinfo must decide (a name,
 /// a '%' scope, a service name, type 0, a family that does not match the
-/// literal) (CONTRACT 114, 115). An empty host or port is not a literal;
-/// a port string of digits is. Never blocks.
+/// literal) (CONTRACT 114, 115). An empty host is not a literal; an empty
+/// port means 0 and a port string of digits is numeric. Never blocks.
 std::optional<std::vector<AddrInfo>> numeric_addrinfo(std::string_view host, std::string_view port,
                                                       const AddrInfoOptions& options);
 

@@ -57,7 +57,7 @@ struct UnixServerOptions {
     int sock = -1;               ///< an existing bound AF_UNIX stream socket instead of a path
 };
 
-class Server : private detail::LoopResource {
+class Server final : private detail::LoopResource {
 public:
     ~Server();
 
