@@ -75,9 +75,6 @@ public:
     /// "<SocketTransport fd=7 closing>", for exception contexts and logs.
     std::string describe() const;
 
-    // Server bookkeeping (net/server.cpp): the clients list threads through here.
-    detail::ListLink server_link_;
-
 private:
     SocketTransport(EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol, Server* server);
     void start(Future<void>* waiter);
