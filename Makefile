@@ -8,7 +8,7 @@
 #   make check                  build every test, run each once per backend
 #   make check CXX=clang++-14 SANITIZE=address,undefined
 #   make install PREFIX=/usr/local [DESTDIR=/tmp/stage]
-#   make tests | examples | bench-core | bench-tasks | clean
+#   make tests | examples | check-examples | bench-core | bench-tasks | bench-echo | clean
 #
 # Configuration (each combination builds into its own build/<config>, so
 # several coexist): CXX (g++), SANITIZE (address,undefined | thread),
@@ -64,6 +64,8 @@ TEST_MAIN := $(BUILD)/test/test_main.o
 EXAMPLES := $(patsubst docs/examples/%.cpp,$(BUILD)/examples/%,$(wildcard docs/examples/*.cpp))
 BENCH_CORE := $(BUILD)/bench/core_bench
 BENCH_TASKS := $(BUILD)/bench/task_bench
+BENCH_ECHO := $(BUILD)/bench/echo_bench
+ECHO_CLIENT := $(BUILD)/bench/echo_client
 
 HEADERS := evloop.hpp $(sort $(wildcard $(foreach layer,core platform net proc,$(layer)/*.hpp)))
 
@@ -99,6 +101,20 @@ bench-tasks: $(BENCH_TASKS)
 	fi; \
 	echo "$$py test/bench/task_bench.py --compare $(BENCH_TASKS) --rounds 3 --repeat 3"; \
 	$$py test/bench/task_bench.py --compare $(BENCH_TASKS) --rounds 3 --repeat 3
+
+# Forks the echo servers (Protocol, BufferedProtocol, plain epoll) and drives
+# each with echo_client, pinned to two CPUs; about a minute. Quiet machine only.
+.PHONY: bench-echo
+bench-echo: $(BENCH_ECHO) $(ECHO_CLIENT)
+	$(BENCH_ECHO) --client $(ECHO_CLIENT)
+
+# Every example with --selftest (each serves, connects to itself, checks and
+# exits 0 within two seconds), then the demo as `make demo` runs it.
+.PHONY: check-examples
+check-examples: $(EXAMPLES)
+	@set -e; for example in $(filter-out $(BUILD)/examples/demo,$(EXAMPLES)); do \
+	    echo "$$example --selftest"; timeout 30 $$example --selftest; \
+	done; echo "$(BUILD)/examples/demo"; timeout 30 $(BUILD)/examples/demo >/dev/null
 
 # tools/check runs make itself (with -j$(nproc)); it gets the configuration
 # through the environment so it can also be run by hand.
@@ -151,7 +167,16 @@ $(BENCH_TASKS): test/bench/task_bench.cpp $(LIB) $(BUILD)/flags
 	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
 
 -include $(patsubst %.o,%.d,$(LIB_OBJS) $(TEST_MAIN) $(TEST_BINS:%=%.o)) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/docs/examples/%.d) $(BENCH_CORE).d
--include $(BENCH_TASKS).d
+$(BENCH_ECHO): test/bench/echo_bench.cpp $(LIB) $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
+
+# The load generator is plain epoll: no evloop, so the library never measures itself.
+$(ECHO_CLIENT): test/bench/echo_client.cpp $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(ALL_LDFLAGS)
+
+-include $(BENCH_TASKS).d $(BENCH_ECHO).d $(ECHO_CLIENT).d
 
 # ---- install ------------------------------------------------------------------
 # Headers keep their folders under include/evloop/, so the installed tree

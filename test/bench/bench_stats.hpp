@@ -1,6 +1,7 @@
 // test/bench/bench_stats.hpp — what every benchmark here prints: the median
 // of its runs with the min–max beside it (the machine's speed drifts, so one
-// run says little). Shared by core_bench.cpp and task_bench.cpp.
+// run says little). Shared by core_bench.cpp, task_bench.cpp and
+// echo_bench.cpp.
 #pragma once
 
 #include <algorithm>

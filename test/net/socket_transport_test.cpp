@@ -4,7 +4,9 @@
 // The other end of each pair is a plain socket the test reads and writes.
 // Python-only items: 256 (write's accepted types: C++ takes string_view),
 // 305 (__slots__), 306 (NotImplementedError of abstract methods: C++ pure
-// virtuals do not compile when missing).
+// virtuals do not compile when missing), 168 (TransportSocket: Server::sockets()
+// gives fds). Items of later issues: 124, 279, 297 (TLS), 280, 298 (pipes),
+// 304, 313 (datagrams).
 #include <netinet/tcp.h>
 
 #include "net/socket_transport.hpp"
@@ -122,7 +124,7 @@ TEST_CASE("write goes straight to the socket when nothing is buffered (CONTRACT 
     CHECK(f.transport->get_write_buffer_size() == 0);
 }
 
-TEST_CASE("a short write buffers only the rest, keeps the order, and copies the caller's bytes (CONTRACT 258, 259)") {
+TEST_CASE("a short write buffers only the rest, keeps the order, and copies the caller's bytes (CONTRACT 258, 259, 273)") {
     Fixture f;
     f.start();
     CHECK(!f.transport->set_write_buffer_limits(std::size_t{1} << 30));  // no pausing here
@@ -513,7 +515,7 @@ TEST_CASE("BufferedProtocol: get_buffer then buffer_updated, the whole stream in
     CHECK(protocol->events[protocol->events.size() - 2] == "eof");
 }
 
-TEST_CASE("an empty buffer from get_buffer is fatal and buffer_updated is not called (CONTRACT 302)") {
+TEST_CASE("an empty buffer from get_buffer is fatal and buffer_updated is not called (CONTRACT 276, 302)") {
     EventLoop loop;
     std::vector<std::string> messages;
     loop.set_exception_handler([&](EventLoop&, const ExceptionContext& c) { messages.push_back(c.message); });
