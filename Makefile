@@ -8,7 +8,8 @@
 #   make check                  build every test, run each once per backend
 #   make check CXX=clang++-14 SANITIZE=address,undefined
 #   make install PREFIX=/usr/local [DESTDIR=/tmp/stage]
-#   make tests | examples | check-examples | bench-core | bench-tasks | bench-echo | clean
+#   make tests | examples | check-examples | clean
+#   make bench-core | bench-tasks | bench-echo | bench-udp | bench-sendfile
 #
 # Configuration (each combination builds into its own build/<config>, so
 # several coexist): CXX (g++), SANITIZE (address,undefined | thread),
@@ -66,6 +67,8 @@ BENCH_CORE := $(BUILD)/bench/core_bench
 BENCH_TASKS := $(BUILD)/bench/task_bench
 BENCH_ECHO := $(BUILD)/bench/echo_bench
 ECHO_CLIENT := $(BUILD)/bench/echo_client
+BENCH_UDP := $(BUILD)/bench/udp_bench
+BENCH_SENDFILE := $(BUILD)/bench/sendfile_bench
 
 HEADERS := evloop.hpp $(sort $(wildcard $(foreach layer,core platform net proc,$(layer)/*.hpp)))
 
@@ -107,6 +110,20 @@ bench-tasks: $(BENCH_TASKS)
 .PHONY: bench-echo
 bench-echo: $(BENCH_ECHO) $(ECHO_CLIENT)
 	$(BENCH_ECHO) --client $(ECHO_CLIENT)
+
+# Forks the UDP echo servers (evloop, plain recvfrom/sendto) pinned to CPU 0
+# and drives each from a plain-socket client on CPU 1 keeping 32 datagrams in
+# flight; 64- and 1,400-byte datagrams, about 25 s. Quiet machine only.
+.PHONY: bench-udp
+bench-udp: $(BENCH_UDP)
+	$(BENCH_UDP)
+
+# sock_sendfile of a 1 GiB file (smaller if /tmp lacks room) over loopback:
+# native sendfile(2) against the read+send fallback, receiver a forked child
+# on another CPU; MiB/s and sender CPU per GiB. Quiet machine only.
+.PHONY: bench-sendfile
+bench-sendfile: $(BENCH_SENDFILE)
+	$(BENCH_SENDFILE)
 
 # Every example with --selftest (each serves, connects to itself, checks and
 # exits 0 within two seconds), then the demo as `make demo` runs it.
@@ -176,7 +193,15 @@ $(ECHO_CLIENT): test/bench/echo_client.cpp $(BUILD)/flags
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(ALL_LDFLAGS)
 
--include $(BENCH_TASKS).d $(BENCH_ECHO).d $(ECHO_CLIENT).d
+$(BENCH_UDP): test/bench/udp_bench.cpp $(LIB) $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
+
+$(BENCH_SENDFILE): test/bench/sendfile_bench.cpp $(LIB) $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
+
+-include $(BENCH_TASKS).d $(BENCH_ECHO).d $(ECHO_CLIENT).d $(BENCH_UDP).d $(BENCH_SENDFILE).d
 
 # ---- install ------------------------------------------------------------------
 # Headers keep their folders under include/evloop/, so the installed tree

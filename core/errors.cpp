@@ -44,6 +44,12 @@ public:
             case errc::server_closed: return "Server is closed";
             case errc::already_serving: return "server is already being awaited on serve_forever()";
             case errc::address_in_use: return "Address is already in use";
+            case errc::fd_used_by_transport: return "File descriptor is used by a transport";
+            case errc::fd_busy: return "File descriptor already has a reader (writer) waiting";
+            case errc::socket_blocking: return "the socket must be non-blocking";
+            case errc::sendfile_in_progress: return "unable to write; sendfile is in progress";
+            case errc::sendfile_not_supported: return "sendfile is not supported for this transport or file";
+            case errc::invalid_address: return "Invalid address: must be None or the connected address";
         }
         return "unknown evloop error";
     }

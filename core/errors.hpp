@@ -58,6 +58,12 @@ enum class errc {
     server_closed,            ///< "Server is closed"
     already_serving,          ///< "server is already being awaited on serve_forever()"
     address_in_use,           ///< "Address is already in use" (a non-socket file at a Unix server's path)
+    fd_used_by_transport,     ///< "File descriptor is used by a transport"
+    fd_busy,                  ///< "File descriptor already has a reader (writer) waiting"
+    socket_blocking,          ///< "the socket must be non-blocking"
+    sendfile_in_progress,     ///< "unable to write; sendfile is in progress"
+    sendfile_not_supported,   ///< "sendfile is not supported for this transport or file"
+    invalid_address,          ///< "Invalid address: must be None or the connected address"
 };
 
 /// The category of evloop::errc codes (name "evloop").

@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -77,6 +78,13 @@ struct UnixConnectionOptions;
 class Server;
 struct ServerOptions;
 struct UnixServerOptions;
+class Transport;
+class DatagramProtocolFactory;
+struct DatagramEndpoint;
+struct DatagramOptions;
+struct ReceivedFrom;
+struct ReceivedInto;
+struct Accepted;
 
 namespace detail {
 /// Something the loop must shut when it closes: an open transport or a
@@ -211,6 +219,12 @@ public:
     bool remove_reader(int fd);
     [[nodiscard]] std::error_code add_writer(int fd, Callback cb);
     bool remove_writer(int fd);
+    /// True while `fd` has a reader (writer) registered.
+    bool has_reader(int fd) const noexcept;
+    bool has_writer(int fd) const noexcept;
+    /// Marks `fd` as owned by a transport (net/): sock_* refuse it (CONTRACT 174).
+    void set_transport_fd(int fd, bool owned) noexcept;
+    bool is_transport_fd(int fd) const noexcept;
 
     // ---- DNS (net/dns.cpp) ----------------------------------------------------
     /// getaddrinfo(3) on the default executor; a numeric host with a socket
@@ -249,6 +263,50 @@ public:
     /// Wraps an already connected stream socket (ownership passes to the
     /// transport, which closes it on failure too) (CONTRACT 314, 315).
     Future<Connection> connect_accepted_socket(ProtocolFactory factory, int sock);
+
+    // ---- datagrams (net/datagram_endpoint.cpp) -------------------------------
+    /// A UDP (or AF_UNIX datagram) endpoint: bound to a local address,
+    /// connected to a remote one, or both; or an existing socket (CONTRACT 316–325).
+    Future<DatagramEndpoint> create_datagram_endpoint(DatagramProtocolFactory factory, const DatagramOptions& options);
+
+    // ---- sock_* (net/sock.cpp) ------------------------------------------------
+    // Each first tries the syscall and waits for readiness only when it would
+    // block (CONTRACT 172). Refused: a blocking socket, an fd a transport
+    // owns (CONTRACT 174), and a second reader (writer) on an fd that already
+    // has one (CONTRACT §26, item 179: asyncio silently orphans the first).
+    // Cancelling one removes its reader or writer and loses no data (175–178).
+    /// Up to `nbytes` bytes; "" at EOF (CONTRACT 173).
+    Future<std::string> sock_recv(int sock, std::size_t nbytes);
+    /// Into `buffer` (which must stay valid until the future is done); the byte count.
+    Future<std::size_t> sock_recv_into(int sock, std::span<char> buffer);
+    /// One datagram of up to `bufsize` bytes and its sender (CONTRACT 181).
+    Future<ReceivedFrom> sock_recvfrom(int sock, std::size_t bufsize);
+    /// Into `buffer` (`nbytes` 0: all of it) and the sender (CONTRACT 182).
+    Future<ReceivedInto> sock_recvfrom_into(int sock, std::span<char> buffer, std::size_t nbytes = 0);
+    /// All of `data` (what cannot be sent at once is copied: `data` need not
+    /// outlive the call). If `sent` is given it is kept updated with the bytes
+    /// handed to the kernel, also after an error or cancellation, and must
+    /// stay valid until the future is done (CONTRACT 176, 180).
+    Future<void> sock_sendall(int sock, std::string_view data, std::size_t* sent = nullptr);
+    /// One datagram to `address`; the byte count (CONTRACT 181).
+    Future<std::size_t> sock_sendto(int sock, std::string_view data, const SocketAddress& address);
+    /// Connects `sock` to `address` (CONTRACT 177, 184).
+    Future<void> sock_connect(int sock, const SocketAddress& address);
+    /// A connection from listening `sock`: a new non-blocking, close-on-exec
+    /// fd the caller owns, and the peer's address (CONTRACT 178).
+    Future<Accepted> sock_accept(int sock);
+    /// `file` (a regular file's fd) from `offset`, `count` bytes (nullopt: to
+    /// the end) with sendfile(2); read+send when sendfile(2) cannot and
+    /// `fallback` is on. The byte count; the file's position ends at offset +
+    /// bytes sent, also after an error (CONTRACT 330, 334–339).
+    Future<std::size_t> sock_sendfile(int sock, int file, std::int64_t offset = 0,
+                                      std::optional<std::size_t> count = std::nullopt, bool fallback = true);
+    /// The same through a transport: its buffer drains first and its own
+    /// writes are refused meanwhile; transports without a socket (TLS,
+    /// pipes) read and write through the transport when `fallback` is on
+    /// (CONTRACT 326–333).
+    Future<std::size_t> sendfile(Transport& transport, int file, std::int64_t offset = 0,
+                                 std::optional<std::size_t> count = std::nullopt, bool fallback = true);
 
     // ---- debugging and errors -----------------------------------------------
     void set_debug(bool enabled) noexcept { debug_ = enabled; }
@@ -296,6 +354,7 @@ private:
     struct FdWatch {
         detail::HandleNode* reader = nullptr;
         detail::HandleNode* writer = nullptr;
+        bool transport = false;  // set_transport_fd
     };
     // The ready queue: a ring buffer of node pointers. A ring rather than a
     // list threaded through the nodes, so run_ready() can prefetch nodes a few

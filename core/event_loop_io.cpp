@@ -17,6 +17,26 @@ std::error_code EventLoop::add_writer(int fd, Callback cb) { return add_watch(fd
 bool EventLoop::remove_reader(int fd) { return remove_watch(fd, false); }
 bool EventLoop::remove_writer(int fd) { return remove_watch(fd, true); }
 
+bool EventLoop::has_reader(int fd) const noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < watches_.size() && watches_[static_cast<std::size_t>(fd)].reader;
+}
+bool EventLoop::has_writer(int fd) const noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < watches_.size() && watches_[static_cast<std::size_t>(fd)].writer;
+}
+
+void EventLoop::set_transport_fd(int fd, bool owned) noexcept {
+    if (fd < 0) return;
+    // Grows the table like add_watch; bad_alloc here would be a bug elsewhere.
+    if (static_cast<std::size_t>(fd) >= watches_.size()) {
+        if (!owned) return;
+        watches_.resize(static_cast<std::size_t>(fd) + 1);
+    }
+    watches_[static_cast<std::size_t>(fd)].transport = owned;
+}
+bool EventLoop::is_transport_fd(int fd) const noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < watches_.size() && watches_[static_cast<std::size_t>(fd)].transport;
+}
+
 std::error_code EventLoop::add_watch(int fd, Callback cb, bool write) {
     const char* what = write ? "add_writer" : "add_reader";
     if (is_closed()) return detail::refuse(errc::loop_closed, what);

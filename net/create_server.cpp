@@ -179,10 +179,9 @@ Task<std::shared_ptr<Server>> serve_on_hosts(EventLoop* loop, ProtocolFactory fa
 }
 
 // create_server with options.sock: a bound stream socket of any family.
-ServerFuture serve_on_socket(EventLoop& loop, ProtocolFactory factory, const ServerOptions& options) {
-    if (socket_option(options.sock, SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
+ServerFuture serve_on_socket(EventLoop& loop, ProtocolFactory factory, Fd sock, const ServerOptions& options) {
+    if (socket_option(sock.get(), SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
         return refused(loop, errc::invalid_argument, "create_server: A Stream Socket was expected");
-    Fd sock(options.sock);  // ours from here on, closed on any failure
     if (std::error_code ec = set_nonblocking(sock.get())) return completed(loop, ec);
     (void)set_cloexec(sock.get());
     std::vector<Fd> sockets;
@@ -193,6 +192,9 @@ ServerFuture serve_on_socket(EventLoop& loop, ProtocolFactory factory, const Ser
 
 ServerFuture create_server_on(EventLoop& loop, ProtocolFactory factory, std::vector<std::string> hosts, int port,
                               const ServerOptions& options) {
+    // A given sock belongs to the call from here on: closed on any failure,
+    // refusals included, as create_connection does with its sock.
+    Fd owned(options.sock);
     if (loop.is_closed()) return refused(loop, errc::loop_closed, "create_server");
     bool host_given = !(hosts.empty() || (hosts.size() == 1 && hosts[0].empty()));
     // CONTRACT 143, in asyncio's words.
@@ -200,7 +202,7 @@ ServerFuture create_server_on(EventLoop& loop, ProtocolFactory factory, std::vec
         if (host_given || port > 0)
             return refused(loop, errc::invalid_argument,
                            "create_server: host/port and sock can not be specified at the same time");
-        return serve_on_socket(loop, std::move(factory), options);
+        return serve_on_socket(loop, std::move(factory), std::move(owned), options);
     }
     if (!host_given && port == kNoPort)
         return refused(loop, errc::invalid_argument, "create_server: Neither host/port nor sock were specified");
@@ -246,6 +248,7 @@ ServerFuture EventLoop::create_server(ProtocolFactory factory, const std::vector
 
 ServerFuture EventLoop::create_unix_server(ProtocolFactory factory, std::string_view path,
                                            const UnixServerOptions& options) {
+    Fd owned(options.sock);  // the call's from here on, closed on any failure (as create_server)
     if (is_closed()) return refused(*this, errc::loop_closed, "create_unix_server");
     // CONTRACT 309, in asyncio's words.
     if (!path.empty() && options.sock >= 0)
@@ -261,7 +264,7 @@ ServerFuture EventLoop::create_unix_server(ProtocolFactory factory, std::string_
         if (!bound || bound->family() != AF_UNIX || socket_option(options.sock, SOL_SOCKET, SO_TYPE) != SOCK_STREAM)
             return refused(*this, errc::invalid_argument,
                            "create_unix_server: A UNIX Domain Stream Socket was expected");
-        sock.reset(options.sock);
+        sock = std::move(owned);
         if (std::error_code ec = set_nonblocking(sock.get())) return completed(*this, ec);
         (void)set_cloexec(sock.get());
         cleanup_path = bound->host();  // an already bound sock is cleaned up too (CONTRACT 312)

@@ -22,9 +22,12 @@
 #include <string_view>
 #include <system_error>
 
+#include "net/address.hpp"
+
 namespace evloop {
 
 class Transport;
+class DatagramTransport;
 
 /// The base of every protocol (asyncio.BaseProtocol).
 class BaseProtocol {
@@ -86,6 +89,23 @@ public:
     virtual std::span<char> get_buffer(std::size_t size_hint) = 0;
     /// The first `nbytes` bytes of the last buffer now hold new data.
     virtual void buffer_updated(std::size_t nbytes) = 0;
+};
+
+/// What a datagram transport calls (asyncio.DatagramProtocol).
+class DatagramProtocol : public BaseProtocol {
+public:
+    DatagramProtocol() noexcept : BaseProtocol(Kind::datagram) {}
+    /// The endpoint is ready; `transport` is valid until connection_lost returns.
+    virtual void connection_made(DatagramTransport& transport) { (void)transport; }
+    /// One datagram from `address`. `data` (possibly empty) is valid only
+    /// during the call.
+    virtual void datagram_received(std::string_view data, const SocketAddress& address) {
+        (void)data;
+        (void)address;
+    }
+    /// A send or receive failed, e.g. ECONNREFUSED after an ICMP port
+    /// unreachable on a connected socket; the transport stays open (CONTRACT 284).
+    virtual void error_received(std::error_code error) { (void)error; }
 };
 
 }  // namespace evloop

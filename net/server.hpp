@@ -13,9 +13,9 @@
 // dropping every pointer does not stop it (as asyncio's loop holds it); close()
 // lets go once no client transport is left (they point back at it), and so
 // does the loop's close().
-// create_server / create_unix_server with options.sock: a refused call
-// (wrong socket type, sock together with host/port) leaves the socket to the
-// caller; once accepted, the server owns it and closes it, also on failure.
+// create_server / create_unix_server with options.sock: the call owns the
+// socket from the start and closes it on any failure, refusals included
+// (as create_connection and create_datagram_endpoint do).
 // Layer: net. Read next: net/server.cpp, then net/connection.cpp.
 #pragma once
 

@@ -60,6 +60,7 @@ SocketTransport::SocketTransport(EventLoop& loop, Fd sock, std::shared_ptr<Strea
     // the option; that is fine.
     int one = 1;
     (void)::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    loop_->set_transport_fd(fd_.get(), true);  // sock_* refuse it (CONTRACT 174)
 }
 
 SocketTransport::~SocketTransport() = default;
@@ -216,12 +217,14 @@ std::error_code SocketTransport::refuse_write(const char* what) {
 }
 
 std::error_code SocketTransport::write(std::string_view data) {
+    if (sendfile_active_) return detail::refuse(errc::sendfile_in_progress, "write");  // CONTRACT 328
     if (closing_ || eof_requested_) return refuse_write("write");
     if (data.empty()) return {};  // CONTRACT 257
     return send_pieces(std::span<const std::string_view>(&data, 1));
 }
 
 std::error_code SocketTransport::writelines(std::span<const std::string_view> pieces) {
+    if (sendfile_active_) return detail::refuse(errc::sendfile_in_progress, "writelines");  // CONTRACT 328
     if (closing_ || eof_requested_) return refuse_write("writelines");
     return send_pieces(pieces);
 }
@@ -297,6 +300,7 @@ void SocketTransport::write_ready() {
     if (!buffer_.empty() || conn_lost_) return;
     (void)loop_->remove_writer(fd_.get());
     writer_on_ = false;
+    if (sendfile_listener_) sendfile_listener_({});  // loop.sendfile waits for this (CONTRACT 327)
     if (closing_) {
         // close() was waiting for the buffer to drain (CONTRACT 261).
         conn_lost_ = true;
@@ -362,6 +366,7 @@ void SocketTransport::call_resume_writing() {
 void SocketTransport::close() {
     if (closing_) return;  // CONTRACT 264
     closing_ = true;
+    sendfile_lost(make_error_code(errc::transport_closing));
     if (reader_on_) {  // no more data_received (CONTRACT 261)
         (void)loop_->remove_reader(fd_.get());
         reader_on_ = false;
@@ -379,6 +384,7 @@ void SocketTransport::abort() { force_close({}); }  // CONTRACT 265, 266
 
 void SocketTransport::force_close(std::error_code error) {
     if (conn_lost_) return;
+    sendfile_lost(error ? error : make_error_code(errc::transport_closing));
     buffer_.clear();
     if (writer_on_) {
         (void)loop_->remove_writer(fd_.get());
@@ -428,6 +434,7 @@ void SocketTransport::call_connection_lost(std::error_code error) {
     struct Finally {  // the socket is closed even if connection_lost throws (CONTRACT 300)
         SocketTransport& transport;
         ~Finally() {
+            transport.loop_->set_transport_fd(transport.fd_.get(), false);
             transport.fd_.reset();
             if (transport.server_) std::exchange(transport.server_, nullptr)->detach_client(transport);
             transport.detail::LoopResource::unlink();
@@ -443,10 +450,36 @@ void SocketTransport::loop_closing() noexcept {
     closing_ = conn_lost_ = true;
     reader_on_ = writer_on_ = false;
     buffer_.clear();
+    loop_->set_transport_fd(fd_.get(), false);
     fd_.reset();
     protocol_.reset();
     if (server_) std::exchange(server_, nullptr)->detach_client(*this);
     std::shared_ptr<SocketTransport> keep = std::move(self_);  // may destroy *this
+}
+
+// ---- loop.sendfile() ------------------------------------------------------------
+// A sendfile writes to the socket behind the transport's back, so the
+// transport must keep out of its way (refuse writes) and tell it when the
+// buffer is empty, and when the connection goes: the sendfile may be
+// watching the fd, which must not outlive the socket (net/sendfile.cpp).
+
+void SocketTransport::begin_sendfile(SendfileListener listener) {
+    sendfile_active_ = true;
+    sendfile_listener_ = std::move(listener);
+    if (buffer_.empty()) sendfile_listener_({});
+}
+
+void SocketTransport::end_sendfile(std::error_code error) {
+    sendfile_active_ = false;
+    sendfile_listener_.reset();
+    if (error) fatal_error(error, "Fatal error on sendfile");  // CONTRACT 333
+}
+
+void SocketTransport::sendfile_lost(std::error_code error) {
+    sendfile_active_ = false;
+    if (!sendfile_listener_) return;
+    SendfileListener listener = std::move(sendfile_listener_);
+    listener(error);
 }
 
 // ---- introspection ------------------------------------------------------------

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "core/callback.hpp"
 #include "core/event_loop.hpp"
 #include "core/future.hpp"
 #include "net/protocol.hpp"
@@ -75,6 +76,23 @@ public:
     /// "<SocketTransport fd=7 closing>", for exception contexts and logs.
     std::string describe() const;
 
+    // ---- loop.sendfile() (net/sendfile.cpp); nothing else calls these -------
+    /// Itself: loop.sendfile() hands its socket to sendfile(2) (CONTRACT 327).
+    SocketTransport* native_sendfile_transport() noexcept override { return this; }
+    /// What a running sendfile hears: no error once the write buffer is
+    /// empty (at once, from begin_sendfile, if it already is); then, if the
+    /// connection goes before end_sendfile, its error (errc::transport_closing
+    /// for close()/abort()), before the socket is closed. After an error the
+    /// transport may be destroyed at any moment: the listener must let go.
+    using SendfileListener = UniqueFunction<void(std::error_code)>;
+    /// Holds the transport for loop.sendfile(): write() and writelines() are
+    /// refused with errc::sendfile_in_progress until end_sendfile() or a
+    /// loss (CONTRACT 327, 328).
+    void begin_sendfile(SendfileListener listener);
+    /// Releases the hold. A non-empty `error` (sendfile(2) failed: the peer
+    /// is gone) fails the transport as a failed write does (CONTRACT 333).
+    void end_sendfile(std::error_code error);
+
 private:
     SocketTransport(EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol, Server* server);
     void start(Future<void>* waiter);
@@ -96,6 +114,7 @@ private:
     void shutdown_write();
     void loop_closing() noexcept override;
     std::error_code refuse_write(const char* what);
+    void sendfile_lost(std::error_code error);
 
     EventLoop* loop_;
     Fd fd_;
@@ -114,6 +133,8 @@ private:
     bool started_ = false;           // connection_made ran; reading may begin
     bool reader_on_ = false;         // a reader is registered with the loop
     bool writer_on_ = false;         // a writer is registered with the loop
+    bool sendfile_active_ = false;   // between begin_sendfile and end_sendfile (or a loss)
+    SendfileListener sendfile_listener_;  // loop.sendfile's, while active
 };
 
 }  // namespace evloop

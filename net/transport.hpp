@@ -30,6 +30,8 @@
 
 namespace evloop {
 
+class SocketTransport;
+
 /// get_extra_info's answer: nothing, an address ("peername", "sockname"),
 /// an fd ("socket", "pipe") or a string.
 using ExtraInfo = std::variant<std::monostate, SocketAddress, int, std::string>;
@@ -107,6 +109,34 @@ public:
 };
 
 /// A bidirectional stream transport (asyncio.Transport): TCP, Unix, TLS.
-class Transport : public ReadTransport, public WriteTransport {};
+class Transport : public ReadTransport, public WriteTransport {
+public:
+    /// The socket transport loop.sendfile() may hand to sendfile(2) — itself
+    /// for SocketTransport — or nullptr when the transport cannot send a
+    /// file natively (TLS, pipes): then sendfile writes through write()
+    /// (CONTRACT 326, 332). A typed answer, so no cast is needed without RTTI.
+    virtual SocketTransport* native_sendfile_transport() noexcept { return nullptr; }
+};
+
+/// A datagram endpoint (asyncio.DatagramTransport).
+class DatagramTransport : public virtual BaseTransport {
+public:
+    /// Sends one datagram to the connected peer (or to remote_addr for an
+    /// allow_broadcast endpoint). A datagram the socket cannot take now is
+    /// queued whole and sent in order. Refused after close/abort
+    /// (errc::transport_closing); without a default destination,
+    /// errc::invalid_address.
+    virtual std::error_code sendto(std::string_view data) = 0;
+    /// Sends one datagram to `address`; on a connected endpoint `address`
+    /// must be the connected one (errc::invalid_address, CONTRACT 283).
+    virtual std::error_code sendto(std::string_view data, const SocketAddress& address) = 0;
+    /// Closes at once: queued datagrams are dropped.
+    virtual void abort() = 0;
+    /// Bytes of queued datagrams.
+    virtual std::size_t get_write_buffer_size() const noexcept = 0;
+    virtual WriteBufferLimits get_write_buffer_limits() const noexcept = 0;
+    virtual std::error_code set_write_buffer_limits(std::optional<std::size_t> high,
+                                                    std::optional<std::size_t> low = std::nullopt) = 0;
+};
 
 }  // namespace evloop

@@ -111,11 +111,15 @@ inline bool run_until(EventLoop& loop, const std::function<bool()>& done, double
     std::int64_t deadline = monotonic_ns() + static_cast<std::int64_t>(seconds * 1e9);
     // A timer at the deadline, so run_once cannot block past it.
     TimerHandle guard = loop.call_later(seconds, [] {});
-    while (!done() && monotonic_ns() < deadline) {
+    // done() is called once per iteration and never again after it said
+    // true: a predicate that consumes data (reads a socket) may rely on it.
+    bool finished = done();
+    while (!finished && monotonic_ns() < deadline) {
         if (loop.run_once()) return false;
+        finished = done();
     }
     guard.cancel();
-    return done();
+    return finished;
 }
 
 }  // namespace evloop::test

@@ -236,3 +236,30 @@ TEST_CASE("a writer on a socketpair fires until removed; close removes every wat
     ::close(sv[0]);
     ::close(sv[1]);
 }
+
+TEST_CASE("has_reader/has_writer follow registration; set_transport_fd marks an fd for net/") {
+    EventLoop loop;
+    Pipe p;
+    CHECK(!loop.has_reader(p.r));
+    CHECK(!loop.has_writer(p.w));
+    CHECK(!loop.has_reader(-1));
+    CHECK(!loop.has_reader(1 << 20));
+    REQUIRE(!loop.add_reader(p.r, [] {}));
+    REQUIRE(!loop.add_writer(p.w, [] {}));
+    CHECK(loop.has_reader(p.r));
+    CHECK(!loop.has_writer(p.r));
+    CHECK(loop.has_writer(p.w));
+    CHECK(loop.remove_reader(p.r));
+    CHECK(!loop.has_reader(p.r));
+    CHECK(loop.remove_writer(p.w));
+    CHECK(!loop.is_transport_fd(p.r));
+    loop.set_transport_fd(p.r, true);
+    CHECK(loop.is_transport_fd(p.r));
+    CHECK(!loop.is_transport_fd(p.w));
+    loop.set_transport_fd(p.r, false);
+    CHECK(!loop.is_transport_fd(p.r));
+    loop.set_transport_fd(1 << 16, false);  // unknown fds: nothing to clear, nothing grows
+    CHECK(!loop.is_transport_fd(1 << 16));
+    loop.set_transport_fd(-1, true);
+    CHECK(!loop.is_transport_fd(-1));
+}

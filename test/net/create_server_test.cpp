@@ -105,18 +105,21 @@ bool exists(const std::string& path) {
 TEST_CASE("143: host/port with sock, neither of them, and a sock that is not SOCK_STREAM are refused") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Fd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    Fd tcp(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_server(recorders(), "127.0.0.1", 0, {.sock = tcp.get()}).error());
-    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_server(recorders(), "", 8080, {.sock = tcp.get()}).error());
+    // The call owns a given sock from the start: a refused call closes it too.
+    auto fresh = [](int type) { return ::socket(AF_INET, type | SOCK_CLOEXEC, 0); };
+    int tcp = fresh(SOCK_STREAM);
+    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_server(recorders(), "127.0.0.1", 0, {.sock = tcp}).error());
+    CHECK_FALSE(is_open_fd(tcp));
+    tcp = fresh(SOCK_STREAM);
+    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_server(recorders(), "", 8080, {.sock = tcp}).error());
+    CHECK_FALSE(is_open_fd(tcp));
     // port -1 is asyncio's port=None: no host, no port, no sock.
     CHECK_REFUSED(errc::invalid_argument, (void)loop.create_server(recorders(), "", -1).error());
     CHECK_REFUSED(errc::invalid_argument,
                   (void)loop.create_server(recorders(), std::vector<std::string>{}, -1, {}).error());
-    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_server(recorders(), "", -1, {.sock = udp.get()}).error());
-    // A refused call leaves the socket to the caller.
-    CHECK(is_open_fd(udp.get()));
-    CHECK(is_open_fd(tcp.get()));
+    int udp = fresh(SOCK_DGRAM);
+    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_server(recorders(), "", -1, {.sock = udp}).error());
+    CHECK_FALSE(is_open_fd(udp));
     // Not misuse: a port no TCP port can be is the future's error, as asyncio's
     // OverflowError comes out of getaddrinfo.
     CHECK(wait(loop, loop.create_server(recorders(), "127.0.0.1", 65536)).error() == errc::invalid_argument);
@@ -276,14 +279,18 @@ TEST_CASE("309: create_unix_server argument checks; a SOCK_STREAM|SOCK_NONBLOCK 
     FdLeakCheck leaks;
     TempDir dir;
     EventLoop loop;
-    Fd inet(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    Fd dgram(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     CHECK_REFUSED(errc::invalid_argument, (void)loop.create_unix_server(recorders(), "").error());
+    // A given sock is the call's from the start: refused calls close it.
+    int inet = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK_REFUSED(errc::invalid_argument,
-                  (void)loop.create_unix_server(recorders(), dir / "a.sock", {.sock = inet.get()}).error());
-    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_unix_server(recorders(), "", {.sock = inet.get()}).error());
-    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_unix_server(recorders(), "", {.sock = dgram.get()}).error());
-    CHECK(is_open_fd(inet.get()));
+                  (void)loop.create_unix_server(recorders(), dir / "a.sock", {.sock = inet}).error());
+    CHECK_FALSE(is_open_fd(inet));
+    inet = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_unix_server(recorders(), "", {.sock = inet}).error());
+    CHECK_FALSE(is_open_fd(inet));
+    int dgram = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK_REFUSED(errc::invalid_argument, (void)loop.create_unix_server(recorders(), "", {.sock = dgram}).error());
+    CHECK_FALSE(is_open_fd(dgram));
 
     int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     Result<SocketAddress> path = SocketAddress::unix_path(dir / "given.sock");

@@ -52,7 +52,7 @@ struct FdLeakCheck {
 };
 
 // What the factory made, and on which loop iteration (the accept batch).
-struct Accepted {
+struct AcceptLog {
     EventLoop* loop = nullptr;
     std::vector<std::shared_ptr<Recorder>> protocols{};
     std::vector<std::uint64_t> iterations{};
@@ -68,7 +68,7 @@ struct Accepted {
     }
 };
 
-ProtocolFactory recording(Accepted* accepted) {
+ProtocolFactory recording(AcceptLog* accepted) {
     return [accepted] {
         auto protocol = std::make_shared<Recorder>();
         accepted->protocols.push_back(protocol);
@@ -102,7 +102,7 @@ Fd connect_to(const SocketAddress& to) {
 }
 
 // Closes the server and its clients, and waits until every connection_lost ran.
-void shut(EventLoop& loop, Server& server, const Accepted& accepted) {
+void shut(EventLoop& loop, Server& server, const AcceptLog& accepted) {
     server.close();
     server.close_clients();
     CHECK(run_until(loop, [&] { return accepted.lost() == accepted.made(); }));
@@ -118,7 +118,7 @@ bool peer_sees_eof(EventLoop& loop, int fd, double seconds = 5.0) {
 TEST_CASE("153, 155: start_serving=false binds without listening; start_serving() listens and is idempotent") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted), {.backlog = 7, .start_serving = false});
     CHECK_FALSE(server->is_serving());
     REQUIRE(server->addresses().size() == 1);
@@ -143,7 +143,7 @@ TEST_CASE("153, 155: start_serving=false binds without listening; start_serving(
 TEST_CASE("156: one readiness accepts at most `backlog` connections") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted{.loop = &loop};
+    AcceptLog accepted{.loop = &loop};
     auto server = start_server(loop, recording(&accepted), {.backlog = 2});
     // Linux queues backlog + 1 connections: three wait before the loop runs.
     std::vector<Fd> clients;
@@ -168,7 +168,7 @@ TEST_CASE("156: 1,000 connections in one burst, backlog 8: all accepted, 8 at mo
     std::string path = std::string(dir_template) + "/burst.sock";
     {
         EventLoop loop;
-        Accepted accepted{.loop = &loop};
+        AcceptLog accepted{.loop = &loop};
         auto future = loop.create_unix_server(recording(&accepted), path, {.backlog = 8});
         REQUIRE(run_until(loop, [&] { return future.done(); }));
         std::shared_ptr<Server> server = *future.result();
@@ -208,7 +208,7 @@ TEST_CASE("157: EMFILE on accept is reported, accepting pauses for 1 s without s
     EventLoop loop;
     std::vector<ExceptionContext> reports;
     loop.set_exception_handler([&](EventLoop&, const ExceptionContext& context) { reports.push_back(context); });
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted));
     int listener = server->sockets()[0];
     Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -250,7 +250,7 @@ TEST_CASE("157: EMFILE on accept is reported, accepting pauses for 1 s without s
 TEST_CASE("158: accepted sockets are non-blocking and close-on-exec; peername is accept()'s address") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted));
     Fd client = connect_to(server->addresses()[0]);
     REQUIRE(run_until(loop, [&] { return accepted.made() == 1; }));
@@ -268,7 +268,7 @@ TEST_CASE("149, 159: a protocol per connection; SO_KEEPALIVE when asked; a faili
     EventLoop loop;
     std::vector<ExceptionContext> reports;
     loop.set_exception_handler([&](EventLoop&, const ExceptionContext& context) { reports.push_back(context); });
-    Accepted accepted;
+    AcceptLog accepted;
     bool fail_next = false;
     ProtocolFactory factory = [&]() -> std::shared_ptr<StreamProtocol> {
         if (std::exchange(fail_next, false)) return nullptr;
@@ -305,7 +305,7 @@ TEST_CASE("149, 159: a protocol per connection; SO_KEEPALIVE when asked; a faili
 TEST_CASE("160, 167: sockets() and addresses() while open, empty after close; get_loop()") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted));
     CHECK(&server->get_loop() == &loop);
     REQUIRE(server->sockets().size() == 1);
@@ -322,7 +322,7 @@ TEST_CASE("160, 167: sockets() and addresses() while open, empty after close; ge
 TEST_CASE("161: close() refuses new connects, keeps accepted ones, stops serving; a second close() is a no-op") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted));
     SocketAddress address = server->addresses()[0];
     Fd client = connect_to(address);
@@ -349,7 +349,7 @@ TEST_CASE("161: close() refuses new connects, keeps accepted ones, stops serving
 TEST_CASE("162: wait_closed() waits for close() and for every client, in either order; then returns at once") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted));
     Fd a = connect_to(server->addresses()[0]);
     Fd b = connect_to(server->addresses()[0]);
@@ -376,7 +376,7 @@ TEST_CASE("162: wait_closed() waits for close() and for every client, in either 
 TEST_CASE("162: wait_closed() on a server closed with no client is done at once") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted));
     server->close();
     Future<void> closed = server->wait_closed();
@@ -387,7 +387,7 @@ TEST_CASE("162: wait_closed() on a server closed with no client is done at once"
 TEST_CASE("163: close_clients() closes and abort_clients() aborts every client; wait_closed() then finishes") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted));
     Fd a = connect_to(server->addresses()[0]);
     Fd b = connect_to(server->addresses()[0]);
@@ -416,7 +416,7 @@ TEST_CASE("163: close_clients() closes and abort_clients() aborts every client; 
 TEST_CASE("164: serve_forever() is refused while already awaited and after close()") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted), {.start_serving = false});
     Future<void> forever = server->serve_forever();
     CHECK(server->is_serving());  // it starts serving
@@ -430,7 +430,7 @@ TEST_CASE("164: serve_forever() is refused while already awaited and after close
 TEST_CASE("165: cancelling serve_forever() closes the server") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     auto server = start_server(loop, recording(&accepted));
     Future<void> forever = server->serve_forever();  // already serving: just waits
     Fd client = connect_to(server->addresses()[0]);
@@ -448,7 +448,7 @@ TEST_CASE("165: cancelling serve_forever() closes the server") {
 TEST_CASE("lifetime: a serving server holds itself; after close() it lives until its last client detaches") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     std::weak_ptr<Server> weak;
     SocketAddress address;
     {
@@ -468,7 +468,7 @@ TEST_CASE("lifetime: a serving server holds itself; after close() it lives until
 TEST_CASE("lifetime: a factory that closes the server still gets its connection; the server lives until it ends") {
     FdLeakCheck leaks;
     EventLoop loop;
-    Accepted accepted;
+    AcceptLog accepted;
     std::weak_ptr<Server> weak;
     ProtocolFactory closing = [&]() -> std::shared_ptr<StreamProtocol> {
         weak.lock()->close();
@@ -493,7 +493,7 @@ TEST_CASE("lifetime: a factory that closes the server still gets its connection;
 
 TEST_CASE("lifetime: closing the loop closes an open server and its clients without calling back") {
     FdLeakCheck leaks;
-    Accepted accepted;
+    AcceptLog accepted;
     std::weak_ptr<Server> weak;
     {
         EventLoop loop;
