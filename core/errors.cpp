@@ -50,6 +50,10 @@ public:
             case errc::sendfile_in_progress: return "unable to write; sendfile is in progress";
             case errc::sendfile_not_supported: return "sendfile is not supported for this transport or file";
             case errc::invalid_address: return "Invalid address: must be None or the connected address";
+            case errc::invalid_signal: return "invalid signal number";
+            case errc::signal_uncatchable: return "signal cannot be caught";
+            case errc::not_a_pipe: return "Pipe transport is for pipes/sockets only.";
+            case errc::not_supported: return "not supported by this transport";
         }
         return "unknown evloop error";
     }

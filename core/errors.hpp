@@ -64,6 +64,11 @@ enum class errc {
     sendfile_in_progress,     ///< "unable to write; sendfile is in progress"
     sendfile_not_supported,   ///< "sendfile is not supported for this transport or file"
     invalid_address,          ///< "Invalid address: must be None or the connected address"
+    // proc/
+    invalid_signal,           ///< "invalid signal number" (outside 1..NSIG-1)
+    signal_uncatchable,       ///< "signal cannot be caught" (SIGKILL, SIGSTOP)
+    not_a_pipe,               ///< "Pipe transport is for pipes/sockets only."
+    not_supported,            ///< "not supported by this transport" (write to a read pipe, …)
 };
 
 /// The category of evloop::errc codes (name "evloop").

@@ -85,6 +85,10 @@ struct DatagramOptions;
 struct ReceivedFrom;
 struct ReceivedInto;
 struct Accepted;
+// The proc/ layer's types, declared here for the same reason.
+class SubprocessProtocolFactory;
+struct SubprocessConnection;
+struct SubprocessOptions;
 
 namespace detail {
 /// Something the loop must shut when it closes: an open transport or a
@@ -100,6 +104,20 @@ struct LoopResource : ListLink {
 
 protected:
     ~LoopResource() { unlink(); }
+};
+
+/// A per-loop service a higher layer attaches on first use and the loop
+/// owns until it is destroyed: proc/'s signal handler table and child
+/// watcher. core/ only keeps it; the layer that made it knows its type.
+struct LoopService {
+    virtual ~LoopService() = default;
+};
+
+/// What the loop tells about signal numbers it drains from its self-pipe
+/// (proc/signal_handlers.cpp implements it). Called on the loop's thread,
+/// once per byte read: a burst of one signal may arrive as several calls.
+struct SignalDispatch : LoopService {
+    virtual void signal_arrived(int sig) = 0;
 };
 }  // namespace detail
 
@@ -308,6 +326,39 @@ public:
     Future<std::size_t> sendfile(Transport& transport, int file, std::int64_t offset = 0,
                                  std::optional<std::size_t> count = std::nullopt, bool fallback = true);
 
+    // ---- pipes, subprocesses, signals (proc/) --------------------------------
+    /// Wraps the read end of a pipe, a FIFO, a socket or a character device
+    /// in a read-only pipe transport (ownership of `fd` passes to the call: it
+    /// is closed on failure too). The fd is made non-blocking. Refused with
+    /// errc::not_a_pipe for a regular file or a directory (CONTRACT 352–356).
+    Future<Connection> connect_read_pipe(ProtocolFactory factory, int fd);
+    /// The write end likewise: a write-only transport with the sockets'
+    /// flow control; a reader that goes away ends it (CONTRACT 357–362).
+    Future<Connection> connect_write_pipe(ProtocolFactory factory, int fd);
+    /// Starts `program` (searched in PATH unless it holds a '/') with
+    /// `args` after argv[0]; done once every requested pipe is connected and
+    /// the protocol's connection_made has run. A program that cannot be
+    /// executed fails the future with the errno of execve (ENOENT, EACCES…),
+    /// never as a child that exits 127 (CONTRACT 211–232).
+    Future<SubprocessConnection> subprocess_exec(SubprocessProtocolFactory factory, std::string_view program,
+                                                 std::vector<std::string> args, const SubprocessOptions& options);
+    Future<SubprocessConnection> subprocess_exec(SubprocessProtocolFactory factory, std::string_view program,
+                                                 std::vector<std::string> args = {});
+    /// `command` run by /bin/sh -c.
+    Future<SubprocessConnection> subprocess_shell(SubprocessProtocolFactory factory, std::string_view command,
+                                                  const SubprocessOptions& options);
+    Future<SubprocessConnection> subprocess_shell(SubprocessProtocolFactory factory, std::string_view command);
+    /// Runs `callback` on this loop's thread, in a normal iteration, each
+    /// time signal `sig` arrives (a burst may run it once). Replaces a handler
+    /// already there. Several loops (one per thread) may watch the same
+    /// signal: each runs its own handler. Refused: a number outside
+    /// 1..NSIG-1 (errc::invalid_signal), SIGKILL and SIGSTOP
+    /// (errc::signal_uncatchable), a closed loop (CONTRACT 195–210).
+    std::error_code add_signal_handler(int sig, Callback callback);
+    /// True if a handler was removed. When no loop watches `sig` any more its
+    /// disposition goes back to SIG_DFL (CONTRACT 204, 205).
+    bool remove_signal_handler(int sig);
+
     // ---- debugging and errors -----------------------------------------------
     void set_debug(bool enabled) noexcept { debug_ = enabled; }
     bool get_debug() const noexcept { return debug_; }
@@ -336,6 +387,16 @@ public:
     void timer_cancelled(detail::HandleNode* node) noexcept;
     // Internal (net/, proc/): close() will call resource.loop_closing().
     void attach_resource(detail::LoopResource& resource) noexcept { resource.insert_after(&resources_); }
+    // Internal (proc/): the services proc/ attaches on first use, owned by the
+    // loop. Signal numbers drained from the self-pipe go to the dispatch.
+    detail::SignalDispatch* signal_dispatch() const noexcept { return signal_dispatch_.get(); }
+    void set_signal_dispatch(std::unique_ptr<detail::SignalDispatch> dispatch) noexcept {
+        signal_dispatch_ = std::move(dispatch);
+    }
+    detail::LoopService* child_watcher() const noexcept { return child_watcher_.get(); }
+    void set_child_watcher(std::unique_ptr<detail::LoopService> watcher) noexcept { child_watcher_ = std::move(watcher); }
+    // Internal (proc/): the fd a signal handler writes signal numbers to.
+    int self_pipe_write_fd() const noexcept { return self_pipe_.write_fd(); }
 
 private:
     friend struct detail::LoopAccess;  // the services futures and tasks use
@@ -350,6 +411,8 @@ private:
     detail::ListLink asyncgens_;      // live async generators first iterated here
     detail::ListLink resources_;      // open transports and servers (detail::LoopResource)
     TaskFactory task_factory_;
+    std::unique_ptr<detail::SignalDispatch> signal_dispatch_;  // proc/signal_handlers.cpp
+    std::unique_ptr<detail::LoopService> child_watcher_;       // proc/child_watcher.cpp
 
     struct FdWatch {
         detail::HandleNode* reader = nullptr;

@@ -74,9 +74,11 @@ std::vector<HandleNode*> EventLoop::close_inbox() {
 }
 
 void EventLoop::on_self_pipe() {
-    // Signal numbers arrive here too once proc/ installs signal handlers; the
-    // foundation only uses 0 bytes (wakeups).
-    self_pipe_.drain([](int) {});
+    // Non-zero bytes are signal numbers written by proc/'s signal handler
+    // (CONTRACT 197, 200): its dispatch queues the loop's handler.
+    self_pipe_.drain([this](int sig) {
+        if (signal_dispatch_) signal_dispatch_->signal_arrived(sig);
+    });
     // run_once may already have taken the posts this byte announced.
     if (wake_pending_.load()) take_inbox();
 }

@@ -18,20 +18,24 @@
 #include <cstdio>
 
 #include "core/log.hpp"
+#include "net/read_buffer.hpp"
 #include "net/server.hpp"
 
 namespace evloop {
 
-namespace {
+namespace detail {
 
-// One read buffer per thread, shared by every Protocol transport of the
-// loops on it: data_received only borrows it for the call, so 1,000 idle
-// connections cost no read memory at all. Allocated on first use.
 char* shared_read_buffer() {
     thread_local std::unique_ptr<char[]> buffer;
-    if (!buffer) buffer.reset(new char[SocketTransport::kMaxReadSize]);
+    if (!buffer) buffer.reset(new char[kSharedReadBufferSize]);
     return buffer.get();
 }
+
+}  // namespace detail
+
+static_assert(SocketTransport::kMaxReadSize <= detail::kSharedReadBufferSize);
+
+namespace {
 
 bool would_block(int error) noexcept { return error == EAGAIN || error == EWOULDBLOCK || error == EINTR; }
 
@@ -107,7 +111,7 @@ void SocketTransport::read_ready() {
 }
 
 void SocketTransport::read_into_protocol() {
-    char* buffer = shared_read_buffer();
+    char* buffer = detail::shared_read_buffer();
     ssize_t n = ::recv(fd_.get(), buffer, kMaxReadSize, 0);
     if (n > 0) {
 #if EVLOOP_EXCEPTIONS
