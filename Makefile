@@ -9,7 +9,7 @@
 #   make check CXX=clang++-14 SANITIZE=address,undefined
 #   make install PREFIX=/usr/local [DESTDIR=/tmp/stage]
 #   make tests | examples | check-examples | clean
-#   make bench-core | bench-tasks | bench-echo | bench-udp | bench-sendfile
+#   make bench-core | bench-tasks | bench-echo | bench-udp | bench-sendfile | bench-subprocess
 #
 # Configuration (each combination builds into its own build/<config>, so
 # several coexist): CXX (g++), SANITIZE (address,undefined | thread),
@@ -75,6 +75,7 @@ BENCH_ECHO := $(BUILD)/bench/echo_bench
 ECHO_CLIENT := $(BUILD)/bench/echo_client
 BENCH_UDP := $(BUILD)/bench/udp_bench
 BENCH_SENDFILE := $(BUILD)/bench/sendfile_bench
+BENCH_SUBPROCESS := $(BUILD)/bench/subprocess_bench
 
 HEADERS := evloop.hpp $(sort $(wildcard $(foreach layer,core platform net proc,$(layer)/*.hpp)))
 
@@ -130,6 +131,20 @@ bench-udp: $(BENCH_UDP)
 .PHONY: bench-sendfile
 bench-sendfile: $(BENCH_SENDFILE)
 	$(BENCH_SENDFILE)
+
+# Spawn+exit round trips of /bin/true per second on evloop, asyncio and
+# uvloop, interleaved (test/bench/subprocess_bench.py); python3-uvloop is
+# installed as for bench-tasks. About a minute. Quiet machine only.
+.PHONY: bench-subprocess
+bench-subprocess: $(BENCH_SUBPROCESS)
+	@py=python3; [ -x /usr/bin/python3 ] && py=/usr/bin/python3; \
+	if ! $$py -c 'import uvloop' 2>/dev/null && [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && \
+	    command -v apt-get >/dev/null; then \
+	    echo 'bench-subprocess: installing python3-uvloop'; \
+	    apt-get update -qq && apt-get install -y -qq python3-uvloop >/dev/null; \
+	fi; \
+	echo "$$py test/bench/subprocess_bench.py --compare $(BENCH_SUBPROCESS)"; \
+	$$py test/bench/subprocess_bench.py --compare $(BENCH_SUBPROCESS)
 
 # Every example with --selftest (each serves, connects to itself, checks and
 # exits 0 within two seconds), then the demo as `make demo` runs it.
@@ -207,7 +222,11 @@ $(BENCH_SENDFILE): test/bench/sendfile_bench.cpp $(LIB) $(BUILD)/flags
 	@mkdir -p $(@D)
 	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
 
--include $(BENCH_TASKS).d $(BENCH_ECHO).d $(ECHO_CLIENT).d $(BENCH_UDP).d $(BENCH_SENDFILE).d
+$(BENCH_SUBPROCESS): test/bench/subprocess_bench.cpp $(LIB) $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CXX) $(ALL_CXXFLAGS) -O2 -MMD -MP -o $@ $< $(LIB) $(ALL_LDFLAGS)
+
+-include $(BENCH_TASKS).d $(BENCH_ECHO).d $(ECHO_CLIENT).d $(BENCH_UDP).d $(BENCH_SENDFILE).d $(BENCH_SUBPROCESS).d
 
 # ---- install ------------------------------------------------------------------
 # Headers keep their folders under include/evloop/, so the installed tree

@@ -24,3 +24,6 @@
 #include "net/socket_transport.hpp"
 #include "net/stream.hpp"
 #include "net/transport.hpp"
+#include "proc/child_watcher.hpp"
+#include "proc/pipe_transport.hpp"
+#include "proc/subprocess.hpp"
