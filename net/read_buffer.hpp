@@ -3,8 +3,7 @@
 //
 // One buffer per thread, shared by every Protocol transport of the loops on
 // it: data_received only borrows it for the call, so 1,000 idle connections
-// cost no read memory at all. Allocated on first use; defined in
-// net/socket_transport.cpp.
+// cost no read memory at all. Allocated on first use (net/read_buffer.cpp).
 // Layer: net. Read next: net/socket_transport.cpp.
 #pragma once
 

@@ -23,16 +23,6 @@
 
 namespace evloop {
 
-namespace detail {
-
-char* shared_read_buffer() {
-    thread_local std::unique_ptr<char[]> buffer;
-    if (!buffer) buffer.reset(new char[kSharedReadBufferSize]);
-    return buffer.get();
-}
-
-}  // namespace detail
-
 static_assert(SocketTransport::kMaxReadSize <= detail::kSharedReadBufferSize);
 
 namespace {
