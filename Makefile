@@ -9,6 +9,7 @@
 #   make check CXX=clang++-14 SANITIZE=address,undefined
 #   make install PREFIX=/usr/local [DESTDIR=/tmp/stage]
 #   make tests | examples | check-examples | clean
+#   make bench                  the side-by-side suite against the peers
 #   make bench-core | bench-tasks | bench-echo | bench-udp | bench-sendfile | bench-subprocess
 #
 # Configuration (each combination builds into its own build/<config>, so
@@ -131,6 +132,17 @@ bench-udp: $(BENCH_UDP)
 .PHONY: bench-sendfile
 bench-sendfile: $(BENCH_SENDFILE)
 	$(BENCH_SENDFILE)
+
+# The side-by-side suite (issue 7): echo servers on evloop, bare epoll,
+# libuv, libev, libevent, Asio, asyncio and uvloop driven by echo_client,
+# interleaved, with syscall counts, idle memory per connection and the
+# micro table; test/bench/bench_suite.py installs the peers' Debian packages
+# when root. Writes build/bench/results.json and the SVG charts beside it.
+.PHONY: bench
+bench: $(LIB) $(ECHO_CLIENT) $(BENCH_CORE) $(BENCH_TASKS)
+	@py=python3; [ -x /usr/bin/python3 ] && py=/usr/bin/python3; \
+	echo "$$py test/bench/bench_suite.py --build $(BUILD)"; \
+	$$py test/bench/bench_suite.py --build $(BUILD) && $$py test/bench/chart.py build/bench/results.json
 
 # Spawn+exit round trips of /bin/true per second on evloop, asyncio and
 # uvloop, interleaved (test/bench/subprocess_bench.py); python3-uvloop is

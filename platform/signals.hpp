@@ -8,9 +8,10 @@
 // loop only). The handler takes no lock and allocates nothing: it walks a
 // fixed table of slots whose fields are atomics (platform/signals.cpp says
 // how a slot is retired safely while a handler may be reading it). It also
-// ignores a signal delivered to a forked child that did not exec (its pid
-// is not the one that installed the handler), so a child never wakes its
-// parent's loop through the inherited pipe (CONTRACT 209).
+// ignores, in a forked child that did not exec, the watches it inherited
+// (each watch records the pid that made it), so a child never wakes its
+// parent's loop through the inherited pipe (CONTRACT 209); a loop the child
+// makes itself watches signals normally.
 // Registration and removal take a mutex and are thread-safe.
 // Layer: platform. Read next: proc/signal_handlers.cpp (the per-loop half).
 #pragma once
@@ -33,9 +34,11 @@ bool is_catchable_signal(int sig) noexcept;
 std::error_code watch_signal(int sig, int wakeup_fd);
 /// Stops writing `sig` to `wakeup_fd`. When no fd watches `sig` any more its
 /// disposition returns to SIG_DFL (CONTRACT 205). When this returns, no
-/// handler still running can write to `wakeup_fd`: the caller may close it.
+/// handler still running can write `sig` to `wakeup_fd`.
 void unwatch_signal(int sig, int wakeup_fd) noexcept;
 /// unwatch_signal for every signal `wakeup_fd` watches (a loop closing).
+/// When this returns no handler can write to `wakeup_fd`: the caller may
+/// close it.
 void unwatch_all_signals(int wakeup_fd) noexcept;
 
 }  // namespace evloop

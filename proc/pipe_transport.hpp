@@ -26,6 +26,9 @@
 // Layer: proc. Read next: proc/pipe_transport.cpp, then proc/subprocess.hpp.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -79,14 +82,23 @@ public:
                                             std::optional<std::size_t> low = std::nullopt) override;
 
     int fd() const noexcept { return fd_.get(); }
-    /// "<ReadPipeTransport fd=7 closing>".
+    /// "<ReadPipeTransport fd=7>", "<ReadPipeTransport fd=7 closing>", and
+    /// "<ReadPipeTransport closed>" once the fd is released (also after the
+    /// loop closed, CONTRACT 363).
     std::string describe() const;
 
 private:
     ReadPipeTransport(EventLoop& loop, Fd pipe, std::shared_ptr<StreamProtocol> protocol);
     void start(Future<void>* waiter);
+    void start_reader();
     void read_ready();
+    void read_into_protocol();
+    void read_into_buffered_protocol();
+    void on_read_result(ssize_t n);
+    void on_eof();
+    void call_eof_received();
     void fatal_error(std::error_code error, const char* message);
+    void protocol_failed(const char* call);  // from a catch block: reports, then aborts
     void close_with(std::error_code error);
     void call_connection_lost(std::error_code error);
     void loop_closing() noexcept override;
@@ -94,12 +106,13 @@ private:
     EventLoop* loop_;
     Fd fd_;
     std::shared_ptr<StreamProtocol> protocol_;
-    std::shared_ptr<ReadPipeTransport> self_;
-    bool buffered_;
-    bool closing_ = false;
-    bool paused_ = false;
-    bool started_ = false;
-    bool reader_on_ = false;
+    std::shared_ptr<ReadPipeTransport> self_;  // the open transport keeps itself alive
+    bool buffered_;             // the protocol is a BufferedProtocol
+    bool closing_ = false;      // close(), abort(), EOF or a failure happened
+    bool conn_lost_ = false;    // connection_lost is scheduled or done
+    bool paused_ = false;       // pause_reading()
+    bool started_ = false;      // connection_made ran; reading may begin
+    bool reader_on_ = false;    // a reader is registered with the loop
 };
 
 class WritePipeTransport final : public Transport, private detail::LoopResource {
@@ -139,16 +152,20 @@ public:
                                             std::optional<std::size_t> low = std::nullopt) override;
 
     int fd() const noexcept { return fd_.get(); }
-    /// "<WritePipeTransport fd=7 closing>".
+    /// "<WritePipeTransport fd=7 bufsize=10>", as ReadPipeTransport's otherwise.
     std::string describe() const;
 
 private:
     WritePipeTransport(EventLoop& loop, Fd pipe, std::shared_ptr<StreamProtocol> protocol);
     void start(Future<void>* waiter);
     std::error_code write_pieces(std::span<const std::string_view> pieces);
+    std::error_code refuse_write(const char* what);
+    std::error_code start_writer();
     void write_ready();
     void reader_gone();
     void fatal_error(std::error_code error, const char* message);
+    void call_pause_writing();
+    void call_resume_writing();
     void close_with(std::error_code error);
     void call_connection_lost(std::error_code error);
     void loop_closing() noexcept override;
@@ -156,16 +173,16 @@ private:
     EventLoop* loop_;
     Fd fd_;
     std::shared_ptr<StreamProtocol> protocol_;
-    std::shared_ptr<WritePipeTransport> self_;
+    std::shared_ptr<WritePipeTransport> self_;  // the open transport keeps itself alive
     detail::WriteBuffer buffer_;
     detail::FlowControl flow_;
-    std::uint32_t lost_writes_ = 0;
+    std::uint32_t lost_writes_ = 0;  // writes refused after close, for the warning
     bool is_socket_ = false;     // send(MSG_NOSIGNAL) instead of write()
     bool watch_reader_ = false;  // a FIFO or socket: readability means the reader left
-    bool closing_ = false;
+    bool closing_ = false;       // close(), abort(), the reader left or a failure happened
     bool conn_lost_ = false;     // connection_lost is scheduled or done
-    bool reader_on_ = false;
-    bool writer_on_ = false;
+    bool reader_on_ = false;     // the reader-gone watch is registered
+    bool writer_on_ = false;     // a writer is registered (the buffer is not empty)
 };
 
 }  // namespace evloop

@@ -41,4 +41,8 @@ struct SpawnedChild {
 Result<SpawnedChild> spawn_child(std::string_view program, const std::vector<std::string>& argv,
                                  const SubprocessOptions& options);
 
+/// Tests only: false makes close_fds take the fallback of kernels without
+/// close_range(2) (the child walks /proc/self/fd), so both paths are tested.
+void set_close_range_for_testing(bool enabled) noexcept;
+
 }  // namespace evloop::detail

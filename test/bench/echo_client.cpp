@@ -10,11 +10,17 @@
 // After a warm-up, round trips completed during --seconds are counted and
 // their latencies (first byte sent to last byte back) kept for percentiles.
 // Any mismatch, error, early EOF or 5 s without progress exits 1.
+// --round-trips N ends the measurement after N round trips instead of after
+// --seconds (for counting the server's syscalls over a fixed amount of work;
+// a few more may complete in the same epoll_wait batch: total_round_trips
+// in the --parsable line is exact).
 //
 //   echo_client --port 8888 [--host 127.0.0.1 | --unix PATH] [--connections 10]
-//               [--size 1024] [--seconds 3] [--warmup 0.5] [--cpu N] [--parsable]
+//               [--size 1024] [--seconds 3 | --round-trips N] [--warmup 0.5]
+//               [--cpu N] [--parsable]
 //
-// --parsable adds a last line of key=value pairs for test/bench/echo_bench.cpp.
+// --parsable adds a last line of key=value pairs for test/bench/echo_bench.cpp
+// and test/bench/bench_suite.py.
 // Layer: test. Read next: test/bench/echo_bench.cpp.
 #include <fcntl.h>
 #include <netdb.h>
@@ -49,6 +55,7 @@ struct Options {
     std::size_t size = 1024;
     double seconds = 3.0;
     double warmup = 0.5;
+    std::uint64_t round_trips = 0;  // 0: measure for `seconds`
     int cpu = -1;
     bool parsable = false;
 };
@@ -244,7 +251,9 @@ int Client::run() {
             measuring_ = true;
             round_trips_before = total_round_trips_;
         }
-        if (t >= measure_to) break;
+        if (o_.round_trips == 0 ? t >= measure_to
+                                : measuring_ && total_round_trips_ - round_trips_before >= o_.round_trips)
+            break;
         if (t - last_progress_ns_ > 5'000'000'000) die("no round trip completed for 5 s");
     }
     const double elapsed = static_cast<double>(now_ns() - measure_from) / 1e9;
@@ -287,6 +296,7 @@ Options parse(int argc, char** argv) {
         else if (a == "--size") o.size = static_cast<std::size_t>(std::atoll(value()));
         else if (a == "--seconds") o.seconds = std::atof(value());
         else if (a == "--warmup") o.warmup = std::atof(value());
+        else if (a == "--round-trips") o.round_trips = std::strtoull(value(), nullptr, 10);
         else if (a == "--cpu") o.cpu = std::atoi(value());
         else if (a == "--parsable") o.parsable = true;
         else die("unknown argument %s (see the comment at the top of test/bench/echo_client.cpp)", argv[i]);
