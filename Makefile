@@ -171,7 +171,7 @@ check-examples: $(EXAMPLES)
 check:
 	CXX='$(CXX)' SANITIZE='$(SANITIZE)' NO_EXCEPTIONS='$(NO_EXCEPTIONS)' \
 	FORCE_POLL='$(FORCE_POLL)' OPT='$(OPT)' WERROR='$(WERROR)' \
-	EVLOOP_TEST_ARGS='$(EVLOOP_TEST_ARGS)' bash tools/check
+	EVLOOP_TEST_ARGS='$(EVLOOP_TEST_ARGS)' EVLOOP_TESTS='$(EVLOOP_TESTS)' bash tools/check
 
 # ---- rules --------------------------------------------------------------------
 # Rebuilt from scratch so a deleted source leaves no stale member behind.
