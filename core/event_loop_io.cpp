@@ -27,14 +27,14 @@ bool EventLoop::has_writer(int fd) const noexcept {
 void EventLoop::set_transport_fd(int fd, bool owned) noexcept {
     if (fd < 0) return;
     // Grows the table like add_watch; bad_alloc here would be a bug elsewhere.
-    if (static_cast<std::size_t>(fd) >= watches_.size()) {
+    if (static_cast<std::size_t>(fd) >= transport_fds_.size()) {
         if (!owned) return;
-        watches_.resize(static_cast<std::size_t>(fd) + 1);
+        transport_fds_.resize(static_cast<std::size_t>(fd) + 1);
     }
-    watches_[static_cast<std::size_t>(fd)].transport = owned;
+    transport_fds_[static_cast<std::size_t>(fd)] = owned;
 }
 bool EventLoop::is_transport_fd(int fd) const noexcept {
-    return fd >= 0 && static_cast<std::size_t>(fd) < watches_.size() && watches_[static_cast<std::size_t>(fd)].transport;
+    return fd >= 0 && static_cast<std::size_t>(fd) < transport_fds_.size() && transport_fds_[static_cast<std::size_t>(fd)];
 }
 
 std::error_code EventLoop::add_watch(int fd, Callback cb, bool write) {

@@ -24,6 +24,10 @@
 namespace evloop {
 
 static_assert(SocketTransport::kMaxReadSize <= detail::kSharedReadBufferSize);
+// Every open connection carries one: with make_shared's 16 bytes of counts and
+// malloc's 8-byte header it fills a 128-byte chunk; one byte more costs 16
+// per connection (64-bit).
+static_assert(sizeof(void*) != 8 || sizeof(SocketTransport) <= 104, "see the idle-memory note in the header");
 
 namespace {
 
@@ -31,14 +35,16 @@ bool would_block(int error) noexcept { return error == EAGAIN || error == EWOULD
 
 // How many times a write after close is refused silently before each one
 // is logged (asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES, CONTRACT 263).
-constexpr std::uint32_t kLostWritesBeforeWarning = 5;
+constexpr std::uint8_t kLostWritesBeforeWarning = 5;
 
 }  // namespace
 
 std::shared_ptr<SocketTransport> SocketTransport::make(EventLoop& loop, Fd sock,
                                                        std::shared_ptr<StreamProtocol> protocol,
                                                        Future<void>* waiter, Server* server) {
-    std::shared_ptr<SocketTransport> transport(new SocketTransport(loop, std::move(sock), std::move(protocol), server));
+    // One allocation for the transport and its reference counts, not two:
+    // every open connection carries both (issue 7, idle memory).
+    auto transport = std::make_shared<SocketTransport>(Passkey(), loop, std::move(sock), std::move(protocol), server);
     transport->self_ = transport;
     loop.attach_resource(*transport);
     if (server) server->attach_client(*transport);
@@ -46,8 +52,9 @@ std::shared_ptr<SocketTransport> SocketTransport::make(EventLoop& loop, Fd sock,
     return transport;
 }
 
-SocketTransport::SocketTransport(EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol, Server* server)
-    : loop_(&loop), fd_(std::move(sock)), protocol_(std::move(protocol)), server_(server),
+SocketTransport::SocketTransport(Passkey, EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol,
+                                 Server* server)
+    : loop_(&loop), protocol_(std::move(protocol)), server_(server), fd_(std::move(sock)),
       buffered_(protocol_ && protocol_->kind() == BaseProtocol::Kind::buffered) {
     // Nagle would hold back a small reply until the previous one is acked:
     // asyncio and uvloop turn it off (CONTRACT 142). Unix sockets refuse
@@ -205,7 +212,8 @@ std::error_code SocketTransport::refuse_write(const char* what) {
     // CONTRACT 262), a write after close() is refused even while the buffer
     // still drains: close() means "no more data", and the caller learns that
     // its bytes were not taken. What was accepted before is still sent.
-    if (++lost_writes_ >= kLostWritesBeforeWarning)
+    if (lost_writes_ < kLostWritesBeforeWarning) ++lost_writes_;
+    if (lost_writes_ >= kLostWritesBeforeWarning)
         log(LogLevel::warning, "%s: socket.send() refused: the transport is closing (%s)", what, describe().c_str());
     return make_error_code(errc::transport_closing);
 }
@@ -224,9 +232,9 @@ std::error_code SocketTransport::writelines(std::span<const std::string_view> pi
 }
 
 std::error_code SocketTransport::send_pieces(std::span<const std::string_view> pieces) {
-    std::size_t before = buffer_.size();
+    std::size_t before = buffered();
     std::size_t sent = 0;
-    if (buffer_.empty()) {
+    if (before == 0) {
         // Nothing queued: straight to the kernel (CONTRACT 258). A queue would
         // have to be sent first to keep the order (CONTRACT 259).
         ssize_t n;
@@ -258,11 +266,12 @@ std::error_code SocketTransport::send_pieces(std::span<const std::string_view> p
             sent -= piece.size();
             continue;
         }
-        buffer_.append(piece.substr(sent));
+        write_side().buffer.append(piece.substr(sent));
         sent = 0;
     }
-    if (before == 0 && !buffer_.empty()) start_writer();
-    if (flow_.should_pause(buffer_.size())) call_pause_writing();  // CONTRACT 251
+    if (!write_side_) return {};  // all sent, default marks: the steady path
+    if (before == 0 && !write_side_->buffer.empty()) start_writer();
+    if (write_side_->flow.should_pause(write_side_->buffer.size())) call_pause_writing();  // CONTRACT 251
     return {};
 }
 
@@ -276,25 +285,30 @@ void SocketTransport::start_writer() {
 }
 
 void SocketTransport::write_ready() {
-    if (conn_lost_) return;
+    if (conn_lost_ || !write_side_) return;  // (the writer is on only while bytes wait)
+    detail::WriteBuffer& buffer = write_side_->buffer;
     iovec iov[detail::WriteBuffer::kMaxIov];
     msghdr message{};
     message.msg_iov = iov;
-    message.msg_iovlen = static_cast<std::size_t>(buffer_.gather(iov));
+    message.msg_iovlen = static_cast<std::size_t>(buffer.gather(iov));
     ssize_t n = ::sendmsg(fd_.get(), &message, MSG_NOSIGNAL);
     if (n < 0) {
         if (would_block(errno)) return;  // CONTRACT 273
         std::error_code ec = last_error();
-        buffer_.clear();
+        buffer.clear();
         fatal_error(ec, "Fatal write error on socket transport");  // CONTRACT 275
         return;
     }
-    buffer_.consume(static_cast<std::size_t>(n));
-    if (flow_.should_resume(buffer_.size())) call_resume_writing();  // CONTRACT 252
-    if (!buffer_.empty() || conn_lost_) return;
+    buffer.consume(static_cast<std::size_t>(n));
+    // resume_writing may write, close or set the marks (which may drop
+    // write_side_): nothing below uses `buffer`.
+    if (write_side_->flow.should_resume(buffer.size())) call_resume_writing();  // CONTRACT 252
+    if (buffered() != 0 || conn_lost_) return;
     (void)loop_->remove_writer(fd_.get());
     writer_on_ = false;
-    if (sendfile_listener_) sendfile_listener_({});  // loop.sendfile waits for this (CONTRACT 327)
+    drop_write_side_if_idle();
+    if (write_side_ && write_side_->sendfile_listener)
+        write_side_->sendfile_listener({});  // loop.sendfile waits for this (CONTRACT 327)
     if (closing_) {
         // close() was waiting for the buffer to drain (CONTRACT 261).
         conn_lost_ = true;
@@ -304,10 +318,21 @@ void SocketTransport::write_ready() {
     }
 }
 
+SocketTransport::WriteSide& SocketTransport::write_side() {
+    if (!write_side_) write_side_ = std::make_unique<WriteSide>();
+    return *write_side_;
+}
+
+void SocketTransport::drop_write_side_if_idle() noexcept {
+    // Nothing to send, nothing set, nobody listening: a new one would be the same.
+    if (write_side_ && write_side_->buffer.empty() && write_side_->flow.at_rest() && !write_side_->sendfile_listener)
+        write_side_.reset();
+}
+
 void SocketTransport::write_eof() {
     if (closing_ || eof_requested_) return;  // CONTRACT 267
     eof_requested_ = true;
-    if (buffer_.empty()) shutdown_write();
+    if (buffered() == 0) shutdown_write();
 }
 
 void SocketTransport::shutdown_write() {
@@ -317,10 +342,12 @@ void SocketTransport::shutdown_write() {
 
 std::error_code SocketTransport::set_write_buffer_limits(std::optional<std::size_t> high,
                                                          std::optional<std::size_t> low) {
-    if (!flow_.set(high, low))  // CONTRACT 250
+    bool valid = write_side().flow.set(high, low);
+    drop_write_side_if_idle();  // e.g. the default marks set again, nothing buffered
+    if (!valid)  // CONTRACT 250
         return detail::refuse(errc::invalid_argument, "set_write_buffer_limits: high must be >= low");
     // May pause at once, never resumes (CONTRACT 254).
-    if (flow_.should_pause(buffer_.size())) call_pause_writing();
+    if (write_side_ && write_side_->flow.should_pause(write_side_->buffer.size())) call_pause_writing();
     return {};
 }
 
@@ -365,7 +392,7 @@ void SocketTransport::close() {
         (void)loop_->remove_reader(fd_.get());
         reader_on_ = false;
     }
-    if (!buffer_.empty()) return;  // write_ready() finishes the job
+    if (buffered() != 0) return;  // write_ready() finishes the job
     conn_lost_ = true;
     if (writer_on_) {
         (void)loop_->remove_writer(fd_.get());
@@ -379,7 +406,7 @@ void SocketTransport::abort() { force_close({}); }  // CONTRACT 265, 266
 void SocketTransport::force_close(std::error_code error) {
     if (conn_lost_) return;
     sendfile_lost(error ? error : make_error_code(errc::transport_closing));
-    buffer_.clear();
+    if (write_side_) write_side_->buffer.clear();
     if (writer_on_) {
         (void)loop_->remove_writer(fd_.get());
         writer_on_ = false;
@@ -443,7 +470,7 @@ void SocketTransport::loop_closing() noexcept {
     // without calling back (asyncio only warns "unclosed transport").
     closing_ = conn_lost_ = true;
     reader_on_ = writer_on_ = false;
-    buffer_.clear();
+    if (write_side_) write_side_->buffer.clear();
     loop_->set_transport_fd(fd_.get(), false);
     fd_.reset();
     protocol_.reset();
@@ -459,20 +486,23 @@ void SocketTransport::loop_closing() noexcept {
 
 void SocketTransport::begin_sendfile(SendfileListener listener) {
     sendfile_active_ = true;
-    sendfile_listener_ = std::move(listener);
-    if (buffer_.empty()) sendfile_listener_({});
+    WriteSide& side = write_side();
+    side.sendfile_listener = std::move(listener);
+    if (side.buffer.empty()) side.sendfile_listener({});
 }
 
 void SocketTransport::end_sendfile(std::error_code error) {
     sendfile_active_ = false;
-    sendfile_listener_.reset();
+    if (write_side_) write_side_->sendfile_listener.reset();
+    drop_write_side_if_idle();
     if (error) fatal_error(error, "Fatal error on sendfile");  // CONTRACT 333
 }
 
 void SocketTransport::sendfile_lost(std::error_code error) {
     sendfile_active_ = false;
-    if (!sendfile_listener_) return;
-    SendfileListener listener = std::move(sendfile_listener_);
+    if (!write_side_ || !write_side_->sendfile_listener) return;
+    SendfileListener listener = std::move(write_side_->sendfile_listener);
+    drop_write_side_if_idle();
     listener(error);
 }
 

@@ -14,6 +14,10 @@
 // Lifetime: created by create_connection / a server's accept loop /
 // connect_accepted_socket through make(); holds itself (self_) until
 // connection_lost has returned, or until the loop closes.
+// Memory: a server may hold many thousands of idle connections, so an idle
+// one is kept small: the transport and its reference counts are one 128-byte
+// allocation, and what only a busy write side needs (unsent bytes, marks,
+// a sendfile's listener) is allocated when needed and freed after.
 // Layer: net. Read next: net/socket_transport.cpp, then net/server.hpp.
 #pragma once
 
@@ -34,6 +38,11 @@ namespace evloop {
 class Server;
 
 class SocketTransport final : public Transport, private detail::LoopResource {
+    // Only make() can name it: the constructor is public for std::make_shared alone.
+    struct Passkey {
+        explicit Passkey() = default;
+    };
+
 public:
     /// asyncio's max_size: the most one recv() asks for (CONTRACT 272).
     static constexpr std::size_t kMaxReadSize = 256 * 1024;
@@ -46,6 +55,8 @@ public:
     /// connection_lost.
     static std::shared_ptr<SocketTransport> make(EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol,
                                                  Future<void>* waiter = nullptr, Server* server = nullptr);
+    /// Use make(): the transport must be owned by a std::shared_ptr from birth.
+    SocketTransport(Passkey, EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol, Server* server);
     ~SocketTransport() override;
 
     // BaseTransport
@@ -65,8 +76,10 @@ public:
     bool can_write_eof() const noexcept override { return true; }
     void write_eof() override;
     void abort() override;
-    std::size_t get_write_buffer_size() const noexcept override { return buffer_.size(); }
-    WriteBufferLimits get_write_buffer_limits() const noexcept override { return flow_.limits; }
+    std::size_t get_write_buffer_size() const noexcept override { return buffered(); }
+    WriteBufferLimits get_write_buffer_limits() const noexcept override {
+        return write_side_ ? write_side_->flow.limits : WriteBufferLimits{};
+    }
     std::error_code set_write_buffer_limits(std::optional<std::size_t> high,
                                             std::optional<std::size_t> low = std::nullopt) override;
 
@@ -94,7 +107,17 @@ public:
     void end_sendfile(std::error_code error);
 
 private:
-    SocketTransport(EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol, Server* server);
+    // The write side's state beyond "every write went straight to the
+    // kernel": the bytes still to send, the flow-control marks and pause,
+    // and a running loop.sendfile's listener (it waits for those bytes).
+    struct WriteSide {
+        detail::WriteBuffer buffer;
+        detail::FlowControl flow;
+        SendfileListener sendfile_listener;  // loop.sendfile's, while active
+    };
+    WriteSide& write_side();
+    void drop_write_side_if_idle() noexcept;
+    std::size_t buffered() const noexcept { return write_side_ ? write_side_->buffer.size() : 0; }
     void start(Future<void>* waiter);
     void read_ready();
     void read_into_protocol();
@@ -117,24 +140,28 @@ private:
     void sendfile_lost(std::error_code error);
 
     EventLoop* loop_;
-    Fd fd_;
     std::shared_ptr<StreamProtocol> protocol_;
     std::shared_ptr<SocketTransport> self_;  // the open transport keeps itself alive
     Server* server_;
-    detail::WriteBuffer buffer_;
-    detail::FlowControl flow_;
-    std::uint32_t lost_writes_ = 0;  // writes refused after close, for the warning
-    bool buffered_;                  // the protocol is a BufferedProtocol
-    bool closing_ = false;           // close(), abort() or a failure happened
-    bool conn_lost_ = false;         // connection_lost is scheduled or done
-    bool eof_requested_ = false;     // write_eof() was called
-    bool eof_seen_ = false;          // the peer's EOF arrived
-    bool read_paused_ = false;       // pause_reading()
-    bool started_ = false;           // connection_made ran; reading may begin
-    bool reader_on_ = false;         // a reader is registered with the loop
-    bool writer_on_ = false;         // a writer is registered with the loop
-    bool sendfile_active_ = false;   // between begin_sendfile and end_sendfile (or a loss)
-    SendfileListener sendfile_listener_;  // loop.sendfile's, while active
+    // Out of line: made when a write leaves bytes unsent, the marks are set
+    // or loop.sendfile begins, and dropped once it is back to how it started.
+    // An idle connection (every write went straight to the kernel) carries
+    // one pointer instead of 120 bytes.
+    std::unique_ptr<WriteSide> write_side_;
+    Fd fd_;
+    // The fd, this counter and the flags below share one 8-byte word: every
+    // open connection carries them. The counter stops at the warning threshold.
+    std::uint8_t lost_writes_ = 0;         // writes refused after close, for the warning
+    bool buffered_ : 1;                    // the protocol is a BufferedProtocol
+    bool closing_ : 1 = false;             // close(), abort() or a failure happened
+    bool conn_lost_ : 1 = false;           // connection_lost is scheduled or done
+    bool eof_requested_ : 1 = false;       // write_eof() was called
+    bool eof_seen_ : 1 = false;            // the peer's EOF arrived
+    bool read_paused_ : 1 = false;         // pause_reading()
+    bool started_ : 1 = false;             // connection_made ran; reading may begin
+    bool reader_on_ : 1 = false;           // a reader is registered with the loop
+    bool writer_on_ : 1 = false;           // a writer is registered with the loop
+    bool sendfile_active_ : 1 = false;     // between begin_sendfile and end_sendfile (or a loss)
 };
 
 }  // namespace evloop

@@ -108,6 +108,10 @@ struct FlowControl {
         paused = false;
         return true;
     }
+    /// True in the state a transport starts in (default marks, not paused).
+    bool at_rest() const noexcept {
+        return !paused && limits.low == WriteBufferLimits{}.low && limits.high == WriteBufferLimits{}.high;
+    }
     /// asyncio's _set_write_buffer_limits: false if high < low.
     bool set(std::optional<std::size_t> high, std::optional<std::size_t> low) noexcept {
         std::size_t h = high ? *high : low ? 4 * *low : 64 * 1024;
