@@ -1,4 +1,4 @@
-// proc/spawn.hpp — starting a child process: fork, then in the child set up
+// proc/spawn.hpp — starting a child process: vfork, then in the child set up
 // fds 0, 1, 2, the working directory, the session, and exec.
 //
 // Everything the child needs (argv, envp, the resolved program path, the fd
