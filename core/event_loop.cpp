@@ -107,8 +107,16 @@ void EventLoop::run_ready(std::size_t count) {
     while (count-- > 0) {
         // Nodes are scattered in memory; ask for one a few places ahead now so
         // its cache miss overlaps with running this one.
-        if (ready_.size > kPrefetchDistance) __builtin_prefetch(ready_.peek(kPrefetchDistance), 1);
-        HandleNode* node = ready_.pop();
+        if (ready_.size > kPrefetchDistance)
+            __builtin_prefetch(reinterpret_cast<const void*>(ready_.peek(kPrefetchDistance).bits), 1);
+        WatchRef entry = ready_.pop();
+        if (!entry) continue;  // a watcher removed after it was queued
+        if (entry.is_watcher()) {
+            entry.watcher()->queued = false;  // its callback may remove or re-add it
+            run_watcher(entry.watcher());
+            continue;  // its owner may be gone now: not touched again
+        }
+        HandleNode* node = entry.node();
         node->flags &= static_cast<std::uint8_t>(~HandleNode::queued);
         if (!(node->flags & HandleNode::cancelled)) run_handle(node);
         // A reader/writer stays with its FdWatch until remove_reader/writer
@@ -147,19 +155,51 @@ void EventLoop::run_handle(HandleNode* node) {
     }
 }
 
-void EventLoop::enqueue(HandleNode* node) noexcept {
-    // An fd's handle is queued at most once per iteration, and never after it
-    // was removed.
+void EventLoop::run_watcher(detail::FdWatcher* watcher) {
+    const std::int64_t start = debug_ ? monotonic_ns() : 0;
+#if EVLOOP_EXCEPTIONS
+    try {
+        watcher->on_ready(*watcher);
+    } catch (...) {
+        // Transports catch their protocol's exceptions themselves; anything
+        // else is reported like any callback's (CONTRACT 32).
+        ExceptionContext context{
+            .message = "Exception in callback", .error = {}, .exception = std::current_exception()};
+        call_exception_handler(context);
+    }
+#else
+    watcher->on_ready(*watcher);
+#endif
+    ++metrics_.callbacks_run;
+    if (debug_) {
+        std::int64_t took = monotonic_ns() - start;
+        if (static_cast<double>(took) >= slow_callback_duration_ * 1e9) report_slow(watcher, took);
+    }
+}
+
+void EventLoop::enqueue(WatchRef entry) noexcept {
+    // An fd's reader or writer is queued at most once per iteration, and never
+    // after it was removed.
+    if (entry.is_watcher()) {
+        detail::FdWatcher* watcher = entry.watcher();
+        if (watcher->queued) return;
+        watcher->queued = true;
+        // The queue never holds 2^32 entries, so the low bits index it.
+        watcher->ready_slot = static_cast<std::uint32_t>(ready_.push(entry));
+        return;
+    }
+    HandleNode* node = entry.node();
     if (node->flags & (HandleNode::queued | HandleNode::cancelled)) return;
     node->flags |= HandleNode::queued;
     ready_.push(node);
 }
 
 void EventLoop::ReadyQueue::grow() {
-    std::vector<HandleNode*> bigger(ring.empty() ? 64 : ring.size() * 2);
-    for (std::size_t i = 0; i < size; ++i) bigger[i] = peek(i);
+    // Each entry keeps its absolute position (head + i): a queued watcher's
+    // ready_slot stays valid under the new mask.
+    std::vector<WatchRef> bigger(ring.empty() ? 64 : ring.size() * 2);
+    for (std::size_t i = 0; i < size; ++i) bigger[(head + i) & (bigger.size() - 1)] = peek(i);
     ring.swap(bigger);
-    head = 0;
 }
 
 // ---- lifecycle ---------------------------------------------------------------
@@ -251,7 +291,13 @@ void EventLoop::drop_all_handles() noexcept {
     // Every dropped callback's handle reports cancelled(): a call accepted by
     // the loop either runs or visibly does not (asyncio just forgets them).
     while (ready_.size > 0) {
-        HandleNode* node = ready_.pop();
+        WatchRef entry = ready_.pop();
+        if (!entry) continue;
+        if (entry.is_watcher()) {
+            entry.watcher()->queued = false;  // its owner's loop_closing() removes it
+            continue;
+        }
+        HandleNode* node = entry.node();
         node->flags = static_cast<std::uint8_t>((node->flags & ~HandleNode::queued) | HandleNode::cancelled);
         node->callback.reset();
         if (!(node->flags & HandleNode::persistent)) node->release();

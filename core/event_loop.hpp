@@ -35,6 +35,7 @@
 #include "core/errors.hpp"
 #include "core/event_loop_executor.hpp"
 #include "core/executor.hpp"
+#include "core/fd_watcher.hpp"
 #include "core/future.hpp"
 #include "core/handle.hpp"
 #include "core/result.hpp"
@@ -240,6 +241,12 @@ public:
     /// True while `fd` has a reader (writer) registered.
     bool has_reader(int fd) const noexcept;
     bool has_writer(int fd) const noexcept;
+    // Internal (net/, proc/): the same with a watcher embedded in its owner
+    // (core/fd_watcher.hpp): no allocation, and an idle connection carries
+    // 16 bytes instead of a 64-byte node. One registration per watcher; the
+    // owner removes it (remove_reader/remove_writer) before it goes away.
+    [[nodiscard]] std::error_code add_reader(int fd, detail::FdWatcher& watcher);
+    [[nodiscard]] std::error_code add_writer(int fd, detail::FdWatcher& watcher);
     /// Marks `fd` as owned by a transport (net/): sock_* refuse it (CONTRACT 174).
     void set_transport_fd(int fd, bool owned) noexcept;
     bool is_transport_fd(int fd) const noexcept;
@@ -414,30 +421,52 @@ private:
     std::unique_ptr<detail::SignalDispatch> signal_dispatch_;  // proc/signal_handlers.cpp
     std::unique_ptr<detail::LoopService> child_watcher_;       // proc/child_watcher.cpp
 
-    struct FdWatch {
-        detail::HandleNode* reader = nullptr;
-        detail::HandleNode* writer = nullptr;
+    // A reader/writer as the loop stores it: a HandleNode (add_reader with a
+    // callback) or an embedded FdWatcher, told apart by bit 0 (nodes are
+    // 64-byte aligned, watchers 8-byte aligned: the bit is free in both).
+    // Zero is "none"; in the ready queue, an entry blanked by a removal.
+    struct WatchRef {
+        std::uintptr_t bits = 0;
+        static WatchRef of(detail::HandleNode* node) noexcept { return {reinterpret_cast<std::uintptr_t>(node)}; }
+        static WatchRef of(detail::FdWatcher* w) noexcept { return {reinterpret_cast<std::uintptr_t>(w) | 1}; }
+        bool is_watcher() const noexcept { return bits & 1; }
+        detail::HandleNode* node() const noexcept { return reinterpret_cast<detail::HandleNode*>(bits); }
+        detail::FdWatcher* watcher() const noexcept { return reinterpret_cast<detail::FdWatcher*>(bits & ~std::uintptr_t{1}); }
+        explicit operator bool() const noexcept { return bits != 0; }
     };
-    // The ready queue: a ring buffer of node pointers. A ring rather than a
-    // list threaded through the nodes, so run_ready() can prefetch nodes a few
+    struct FdWatch {
+        WatchRef reader;
+        WatchRef writer;
+    };
+    // The ready queue: a ring buffer of entries. A ring rather than a list
+    // threaded through the nodes, so run_ready() can prefetch nodes a few
     // places ahead instead of chasing one cache miss after another. It grows
-    // by doubling and never shrinks: steady state allocates nothing.
+    // by doubling and never shrinks: steady state allocates nothing. `head`
+    // counts pops since the start (indexes are its low bits), so an entry's
+    // absolute position survives growth: a queued FdWatcher keeps it to be
+    // blanked in O(1) when it is removed.
     struct ReadyQueue {
-        std::vector<detail::HandleNode*> ring;  // size is a power of two
+        std::vector<WatchRef> ring;  // size is a power of two
         std::size_t head = 0;
         std::size_t size = 0;
-        void push(detail::HandleNode* node) {
+        std::size_t mask() const noexcept { return ring.size() - 1; }
+        /// Appends; returns the entry's absolute position.
+        std::size_t push(WatchRef entry) {
             if (size == ring.size()) grow();
-            ring[(head + size) & (ring.size() - 1)] = node;
+            std::size_t position = head + size;
+            ring[position & mask()] = entry;
             ++size;
+            return position;
         }
-        detail::HandleNode* pop() noexcept {
-            detail::HandleNode* node = ring[head];
-            head = (head + 1) & (ring.size() - 1);
+        void push(detail::HandleNode* node) { (void)push(WatchRef::of(node)); }
+        WatchRef pop() noexcept {
+            WatchRef entry = ring[head & mask()];
+            ++head;
             --size;
-            return node;
+            return entry;
         }
-        detail::HandleNode* peek(std::size_t i) const noexcept { return ring[(head + i) & (ring.size() - 1)]; }
+        WatchRef peek(std::size_t i) const noexcept { return ring[(head + i) & mask()]; }
+        void blank(std::uint32_t position) noexcept { ring[position & mask()] = WatchRef{}; }
         void grow();
     };
 
@@ -447,17 +476,19 @@ private:
     void move_due_timers();
     void run_ready(std::size_t count);
 
-    void enqueue(detail::HandleNode* node) noexcept;
+    void enqueue(WatchRef entry) noexcept;
     void run_handle(detail::HandleNode* node);
-    void report_slow(detail::HandleNode* node, std::int64_t took_ns);
+    void run_watcher(detail::FdWatcher* watcher);
+    void report_slow(const void* what, std::int64_t took_ns);
     void take_inbox();
     std::vector<detail::HandleNode*> close_inbox();
     void on_self_pipe();
     TimerHandle call_at_ns(std::int64_t when_ns, Callback cb);
     std::error_code check_can_run();
-    std::error_code add_watch(int fd, Callback cb, bool write);
+    std::error_code add_callback(int fd, Callback cb, bool write);
+    std::error_code add_watch(int fd, WatchRef entry, bool write);
     bool remove_watch(int fd, bool write);
-    void retire_watch(detail::HandleNode* node) noexcept;
+    void retire_watch(WatchRef entry) noexcept;
     std::error_code update_selector(int fd);
     void drop_all_handles() noexcept;
 

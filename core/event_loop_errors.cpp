@@ -53,8 +53,8 @@ void EventLoop::default_exception_handler(const ExceptionContext& context) {
     log(LogLevel::error, "%s", text.c_str());
 }
 
-void EventLoop::report_slow(detail::HandleNode* node, std::int64_t took_ns) {
-    log(LogLevel::warning, "Executing <Handle %p> took %.3f seconds", static_cast<void*>(node),
+void EventLoop::report_slow(const void* what, std::int64_t took_ns) {
+    log(LogLevel::warning, "Executing <Handle %p> took %.3f seconds", what,
         static_cast<double>(took_ns) / 1e9);
 }
 

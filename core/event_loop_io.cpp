@@ -1,9 +1,10 @@
 // core/event_loop_io.cpp — add_reader / add_writer: watching file descriptors.
 //
-// Each watched fd has an FdWatch holding at most one reader and one writer
-// handle. Those handles are persistent: the loop queues the same node on every
-// iteration the fd is ready (level-triggered, CONTRACT 191) instead of making a
-// new one, so a busy socket costs no allocation per event. The selector is told
+// Each watched fd has an FdWatch holding at most one reader and one writer:
+// a handle (add_reader with a callback) or a watcher embedded in its owner
+// (the transports'; core/fd_watcher.hpp). Both are persistent: the loop queues
+// the same one on every iteration the fd is ready (level-triggered, CONTRACT
+// 191) instead of making a new one, so a busy socket costs no allocation per event. The selector is told
 // the union of both interests; removing one re-registers the other (CONTRACT 190).
 // Layer: core. Read next: core/event_loop_errors.cpp.
 #include "core/event_loop.hpp"
@@ -12,8 +13,14 @@ namespace evloop {
 
 using detail::HandleNode;
 
-std::error_code EventLoop::add_reader(int fd, Callback cb) { return add_watch(fd, std::move(cb), false); }
-std::error_code EventLoop::add_writer(int fd, Callback cb) { return add_watch(fd, std::move(cb), true); }
+std::error_code EventLoop::add_reader(int fd, Callback cb) { return add_callback(fd, std::move(cb), false); }
+std::error_code EventLoop::add_writer(int fd, Callback cb) { return add_callback(fd, std::move(cb), true); }
+std::error_code EventLoop::add_reader(int fd, detail::FdWatcher& watcher) {
+    return add_watch(fd, WatchRef::of(&watcher), false);
+}
+std::error_code EventLoop::add_writer(int fd, detail::FdWatcher& watcher) {
+    return add_watch(fd, WatchRef::of(&watcher), true);
+}
 bool EventLoop::remove_reader(int fd) { return remove_watch(fd, false); }
 bool EventLoop::remove_writer(int fd) { return remove_watch(fd, true); }
 
@@ -37,41 +44,56 @@ bool EventLoop::is_transport_fd(int fd) const noexcept {
     return fd >= 0 && static_cast<std::size_t>(fd) < transport_fds_.size() && transport_fds_[static_cast<std::size_t>(fd)];
 }
 
-std::error_code EventLoop::add_watch(int fd, Callback cb, bool write) {
+std::error_code EventLoop::add_callback(int fd, Callback cb, bool write) {
+    HandleNode* node = HandleNode::create(1, HandleNode::persistent, this, std::move(cb));
+    std::error_code ec = add_watch(fd, WatchRef::of(node), write);
+    if (ec) {
+        node->flags |= HandleNode::cancelled;
+        node->callback.reset();
+        node->release();
+    }
+    return ec;
+}
+
+std::error_code EventLoop::add_watch(int fd, WatchRef entry, bool write) {
     const char* what = write ? "add_writer" : "add_reader";
     if (is_closed()) return detail::refuse(errc::loop_closed, what);
     if (fd < 0) return detail::refuse(errc::invalid_fd, what);
     if (static_cast<std::size_t>(fd) >= watches_.size()) watches_.resize(static_cast<std::size_t>(fd) + 1);
-    HandleNode*& slot = write ? watches_[static_cast<std::size_t>(fd)].writer
-                              : watches_[static_cast<std::size_t>(fd)].reader;
-    HandleNode* node = HandleNode::create(1, HandleNode::persistent, this, std::move(cb));
-    HandleNode* old = std::exchange(slot, node);
+    WatchRef& slot = write ? watches_[static_cast<std::size_t>(fd)].writer : watches_[static_cast<std::size_t>(fd)].reader;
+    WatchRef old = std::exchange(slot, entry);
     if (std::error_code ec = update_selector(fd)) {
         // The kernel refused (EBADF for a closed fd, EPERM for a regular file
         // under epoll): leave everything as it was.
         slot = old;
-        node->flags |= HandleNode::cancelled;
-        node->release();
         return ec;
     }
-    // Replacing a callback cancels the old handle (CONTRACT 189).
-    if (old) retire_watch(old);
+    // Replacing a callback cancels the old handle (CONTRACT 189). The same
+    // watcher again is no replacement: it stays as it was, queued or not.
+    if (old && old.bits != entry.bits) retire_watch(old);
     return {};
 }
 
 bool EventLoop::remove_watch(int fd, bool write) {
     if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return false;
-    HandleNode*& slot = write ? watches_[static_cast<std::size_t>(fd)].writer
-                              : watches_[static_cast<std::size_t>(fd)].reader;
+    WatchRef& slot = write ? watches_[static_cast<std::size_t>(fd)].writer : watches_[static_cast<std::size_t>(fd)].reader;
     if (!slot) return false;
-    HandleNode* node = std::exchange(slot, nullptr);
+    WatchRef entry = std::exchange(slot, WatchRef{});
     // The fd may already be closed; the selector forgets it either way.
     (void)update_selector(fd);
-    retire_watch(node);
+    retire_watch(entry);
     return true;
 }
 
-void EventLoop::retire_watch(HandleNode* node) noexcept {
+void EventLoop::retire_watch(WatchRef entry) noexcept {
+    if (entry.is_watcher()) {
+        // Its owner may be destroyed right after this: blank its queue entry.
+        detail::FdWatcher* watcher = entry.watcher();
+        if (watcher->queued) ready_.blank(watcher->ready_slot);
+        watcher->queued = false;
+        return;
+    }
+    HandleNode* node = entry.node();
     node->flags |= HandleNode::cancelled;
     // Still queued or running: run_ready() releases it when it gets there.
     if (node->flags & (HandleNode::queued | HandleNode::running)) {

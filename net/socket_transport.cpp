@@ -25,9 +25,9 @@ namespace evloop {
 
 static_assert(SocketTransport::kMaxReadSize <= detail::kSharedReadBufferSize);
 // Every open connection carries one: with make_shared's 16 bytes of counts and
-// malloc's 8-byte header it fills a 128-byte chunk; one byte more costs 16
+// malloc's 8-byte header it fills a 144-byte chunk; one byte more costs 16
 // per connection (64-bit).
-static_assert(sizeof(void*) != 8 || sizeof(SocketTransport) <= 104, "see the idle-memory note in the header");
+static_assert(sizeof(void*) != 8 || sizeof(SocketTransport) <= 120, "see the idle-memory note in the header");
 
 namespace {
 
@@ -54,7 +54,7 @@ std::shared_ptr<SocketTransport> SocketTransport::make(EventLoop& loop, Fd sock,
 
 SocketTransport::SocketTransport(Passkey, EventLoop& loop, Fd sock, std::shared_ptr<StreamProtocol> protocol,
                                  Server* server)
-    : loop_(&loop), protocol_(std::move(protocol)), server_(server), fd_(std::move(sock)),
+    : FdWatcher(&SocketTransport::on_readable), loop_(&loop), protocol_(std::move(protocol)), server_(server), fd_(std::move(sock)),
       buffered_(protocol_ && protocol_->kind() == BaseProtocol::Kind::buffered) {
     // Nagle would hold back a small reply until the previous one is acked:
     // asyncio and uvloop turn it off (CONTRACT 142). Unix sockets refuse
@@ -88,7 +88,7 @@ void SocketTransport::start(Future<void>* waiter) {
         protocol_->connection_made(*this);
 #endif
         if (!closing_ && !read_paused_ && !reader_on_) {
-            if (std::error_code ec = loop_->add_reader(fd_.get(), [this] { read_ready(); }))
+            if (std::error_code ec = loop_->add_reader(fd_.get(), static_cast<detail::FdWatcher&>(*this)))
                 fatal_error(ec, "Fatal error: could not watch the socket");
             else
                 reader_on_ = true;
@@ -98,6 +98,10 @@ void SocketTransport::start(Future<void>* waiter) {
 }
 
 // ---- reading ----------------------------------------------------------------
+
+void SocketTransport::on_readable(detail::FdWatcher& watcher) {
+    static_cast<SocketTransport&>(watcher).read_ready();
+}
 
 void SocketTransport::read_ready() {
     if (conn_lost_) return;  // nothing reaches the protocol after that (CONTRACT 292)
@@ -198,7 +202,7 @@ void SocketTransport::resume_reading() {
     read_paused_ = false;
     // Before connection_made has run, start() registers the reader (CONTRACT 270).
     if (!started_ || eof_seen_ || reader_on_) return;
-    if (std::error_code ec = loop_->add_reader(fd_.get(), [this] { read_ready(); }))
+    if (std::error_code ec = loop_->add_reader(fd_.get(), static_cast<detail::FdWatcher&>(*this)))
         fatal_error(ec, "Fatal error: could not watch the socket");
     else
         reader_on_ = true;

@@ -15,9 +15,11 @@
 // connect_accepted_socket through make(); holds itself (self_) until
 // connection_lost has returned, or until the loop closes.
 // Memory: a server may hold many thousands of idle connections, so an idle
-// one is kept small: the transport and its reference counts are one 128-byte
-// allocation, and what only a busy write side needs (unsent bytes, marks,
-// a sendfile's listener) is allocated when needed and freed after.
+// one is kept small: the transport and its reference counts are one 144-byte
+// allocation, its reader is a 16-byte watcher inside it (core/fd_watcher.hpp)
+// rather than a 64-byte loop handle, and what only a busy write side needs
+// (unsent bytes, marks, a sendfile's listener) is allocated when needed and
+// freed after.
 // Layer: net. Read next: net/socket_transport.cpp, then net/server.hpp.
 #pragma once
 
@@ -37,7 +39,7 @@ namespace evloop {
 
 class Server;
 
-class SocketTransport final : public Transport, private detail::LoopResource {
+class SocketTransport final : public Transport, private detail::LoopResource, private detail::FdWatcher {
     // Only make() can name it: the constructor is public for std::make_shared alone.
     struct Passkey {
         explicit Passkey() = default;
@@ -119,6 +121,7 @@ private:
     void drop_write_side_if_idle() noexcept;
     std::size_t buffered() const noexcept { return write_side_ ? write_side_->buffer.size() : 0; }
     void start(Future<void>* waiter);
+    static void on_readable(detail::FdWatcher& watcher);
     void read_ready();
     void read_into_protocol();
     void read_into_buffered_protocol();
