@@ -77,6 +77,23 @@ std::int64_t EventLoop::compute_timeout() noexcept {
     return wait > kMaxSelectTimeoutNs ? kMaxSelectTimeoutNs : wait;
 }
 
+inline void EventLoop::enqueue(WatchRef entry) noexcept {
+    // An fd's reader or writer is queued at most once per iteration, and never
+    // after it was removed.
+    if (entry.is_watcher()) {
+        detail::FdWatcher* watcher = entry.watcher();
+        if (watcher->queued) return;
+        watcher->queued = true;
+        // The queue never holds 2^32 entries, so the low bits index it.
+        watcher->ready_slot = static_cast<std::uint32_t>(ready_.push(entry));
+        return;
+    }
+    HandleNode* node = entry.node();
+    if (node->flags & (HandleNode::queued | HandleNode::cancelled)) return;
+    node->flags |= HandleNode::queued;
+    ready_.push(node);
+}
+
 void EventLoop::process_events(std::span<const SelectorEvent> events) {
     for (const SelectorEvent& event : events) {
         if (event.key.data == &self_pipe_) {
@@ -93,6 +110,7 @@ void EventLoop::process_events(std::span<const SelectorEvent> events) {
 
 void EventLoop::move_due_timers() {
     // asyncio's clock-resolution rule (CONTRACT 41): due means before now + resolution.
+    if (timers_.empty()) return;  // no clock read on a loop without timers
     const std::int64_t end = monotonic_ns() + clock_resolution_ns_;
     while (!timers_.empty() && timers_.top_when_ns() < end) {
         HandleNode* node = timers_.pop();
@@ -100,6 +118,32 @@ void EventLoop::move_due_timers() {
         node->flags |= HandleNode::queued;  // the heap's reference becomes the queue's
         ready_.push(node);
     }
+}
+
+// A reader/writer embedded in a transport: most of what a busy server runs,
+// so it is called from run_ready inline; debug mode's timing is apart.
+inline void EventLoop::call_watcher(detail::FdWatcher* watcher) {
+#if EVLOOP_EXCEPTIONS
+    try {
+        watcher->on_ready(*watcher);
+    } catch (...) {
+        // Transports catch their protocol's exceptions themselves; anything
+        // else is reported like any callback's (CONTRACT 32).
+        ExceptionContext context{
+            .message = "Exception in callback", .error = {}, .exception = std::current_exception()};
+        call_exception_handler(context);
+    }
+#else
+    watcher->on_ready(*watcher);
+#endif
+    ++metrics_.callbacks_run;
+}
+
+void EventLoop::call_watcher_timed(detail::FdWatcher* watcher) {
+    const std::int64_t start = monotonic_ns();
+    call_watcher(watcher);
+    std::int64_t took = monotonic_ns() - start;
+    if (static_cast<double>(took) >= slow_callback_duration_ * 1e9) report_slow(watcher, took);
 }
 
 void EventLoop::run_ready(std::size_t count) {
@@ -113,7 +157,10 @@ void EventLoop::run_ready(std::size_t count) {
         if (!entry) continue;  // a watcher removed after it was queued
         if (entry.is_watcher()) {
             entry.watcher()->queued = false;  // its callback may remove or re-add it
-            run_watcher(entry.watcher());
+            if (debug_) [[unlikely]]
+                call_watcher_timed(entry.watcher());
+            else
+                call_watcher(entry.watcher());
             continue;  // its owner may be gone now: not touched again
         }
         HandleNode* node = entry.node();
@@ -155,44 +202,6 @@ void EventLoop::run_handle(HandleNode* node) {
     }
 }
 
-void EventLoop::run_watcher(detail::FdWatcher* watcher) {
-    const std::int64_t start = debug_ ? monotonic_ns() : 0;
-#if EVLOOP_EXCEPTIONS
-    try {
-        watcher->on_ready(*watcher);
-    } catch (...) {
-        // Transports catch their protocol's exceptions themselves; anything
-        // else is reported like any callback's (CONTRACT 32).
-        ExceptionContext context{
-            .message = "Exception in callback", .error = {}, .exception = std::current_exception()};
-        call_exception_handler(context);
-    }
-#else
-    watcher->on_ready(*watcher);
-#endif
-    ++metrics_.callbacks_run;
-    if (debug_) {
-        std::int64_t took = monotonic_ns() - start;
-        if (static_cast<double>(took) >= slow_callback_duration_ * 1e9) report_slow(watcher, took);
-    }
-}
-
-void EventLoop::enqueue(WatchRef entry) noexcept {
-    // An fd's reader or writer is queued at most once per iteration, and never
-    // after it was removed.
-    if (entry.is_watcher()) {
-        detail::FdWatcher* watcher = entry.watcher();
-        if (watcher->queued) return;
-        watcher->queued = true;
-        // The queue never holds 2^32 entries, so the low bits index it.
-        watcher->ready_slot = static_cast<std::uint32_t>(ready_.push(entry));
-        return;
-    }
-    HandleNode* node = entry.node();
-    if (node->flags & (HandleNode::queued | HandleNode::cancelled)) return;
-    node->flags |= HandleNode::queued;
-    ready_.push(node);
-}
 
 void EventLoop::ReadyQueue::grow() {
     // Each entry keeps its absolute position (head + i): a queued watcher's
@@ -200,6 +209,7 @@ void EventLoop::ReadyQueue::grow() {
     std::vector<WatchRef> bigger(ring.empty() ? 64 : ring.size() * 2);
     for (std::size_t i = 0; i < size; ++i) bigger[(head + i) & (bigger.size() - 1)] = peek(i);
     ring.swap(bigger);
+    mask = ring.size() - 1;
 }
 
 // ---- lifecycle ---------------------------------------------------------------

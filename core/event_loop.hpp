@@ -447,26 +447,26 @@ private:
     // blanked in O(1) when it is removed.
     struct ReadyQueue {
         std::vector<WatchRef> ring;  // size is a power of two
+        std::size_t mask = 0;        // ring.size() - 1, kept: the hot path indexes with it
         std::size_t head = 0;
         std::size_t size = 0;
-        std::size_t mask() const noexcept { return ring.size() - 1; }
         /// Appends; returns the entry's absolute position.
         std::size_t push(WatchRef entry) {
             if (size == ring.size()) grow();
             std::size_t position = head + size;
-            ring[position & mask()] = entry;
+            ring[position & mask] = entry;
             ++size;
             return position;
         }
         void push(detail::HandleNode* node) { (void)push(WatchRef::of(node)); }
         WatchRef pop() noexcept {
-            WatchRef entry = ring[head & mask()];
+            WatchRef entry = ring[head & mask];
             ++head;
             --size;
             return entry;
         }
-        WatchRef peek(std::size_t i) const noexcept { return ring[(head + i) & mask()]; }
-        void blank(std::uint32_t position) noexcept { ring[position & mask()] = WatchRef{}; }
+        WatchRef peek(std::size_t i) const noexcept { return ring[(head + i) & mask]; }
+        void blank(std::uint32_t position) noexcept { ring[position & mask] = WatchRef{}; }
         void grow();
     };
 
@@ -478,7 +478,8 @@ private:
 
     void enqueue(WatchRef entry) noexcept;
     void run_handle(detail::HandleNode* node);
-    void run_watcher(detail::FdWatcher* watcher);
+    void call_watcher(detail::FdWatcher* watcher);
+    void call_watcher_timed(detail::FdWatcher* watcher);
     void report_slow(const void* what, std::int64_t took_ns);
     void take_inbox();
     std::vector<detail::HandleNode*> close_inbox();

@@ -6,10 +6,16 @@
 
 namespace evloop::detail {
 
-char* shared_read_buffer() {
-    thread_local std::unique_ptr<char[]> buffer;
-    if (!buffer) buffer.reset(new char[kSharedReadBufferSize]);
-    return buffer.get();
+char* allocate_shared_read_buffer() {
+    // Frees the buffer when the thread ends, and forgets the pointer with it.
+    struct Owner {
+        std::unique_ptr<char[]> buffer;
+        ~Owner() { t_shared_read_buffer = nullptr; }
+    };
+    thread_local Owner owner;
+    if (!owner.buffer) owner.buffer.reset(new char[kSharedReadBufferSize]);
+    t_shared_read_buffer = owner.buffer.get();
+    return t_shared_read_buffer;
 }
 
 }  // namespace evloop::detail

@@ -14,7 +14,15 @@ namespace evloop::detail {
 /// asyncio's max_size: the most one read asks for, and the buffer's size.
 inline constexpr std::size_t kSharedReadBufferSize = 256 * 1024;
 
+char* allocate_shared_read_buffer();
+// The buffer once allocated: a plain pointer read inline, where a function's
+// thread_local unique_ptr cost a call and a guard per read (issue 7's profile).
+inline thread_local char* t_shared_read_buffer = nullptr;
+
 /// This thread's read buffer, kSharedReadBufferSize bytes.
-char* shared_read_buffer();
+inline char* shared_read_buffer() {
+    char* buffer = t_shared_read_buffer;
+    return buffer ? buffer : allocate_shared_read_buffer();
+}
 
 }  // namespace evloop::detail

@@ -223,6 +223,14 @@ std::error_code SocketTransport::refuse_write(const char* what) {
 }
 
 std::error_code SocketTransport::write(std::string_view data) {
+    // The steady path first, with a send of its own: nothing queued, no marks,
+    // no sendfile, open, and the kernel takes it all. Through send_pieces it
+    // cost 45 more instructions per message (callgrind; issue 7's profile).
+    if (!write_side_ && !sendfile_active_ && !closing_ && !eof_requested_ && !data.empty()) [[likely]] {
+        ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
+        if (static_cast<std::size_t>(n) == data.size()) [[likely]] return {};
+        return keep_unsent(std::span<const std::string_view>(&data, 1), n, true);
+    }
     if (sendfile_active_) return detail::refuse(errc::sendfile_in_progress, "write");  // CONTRACT 328
     if (closing_ || eof_requested_) return refuse_write("write");
     if (data.empty()) return {};  // CONTRACT 257
@@ -236,9 +244,7 @@ std::error_code SocketTransport::writelines(std::span<const std::string_view> pi
 }
 
 std::error_code SocketTransport::send_pieces(std::span<const std::string_view> pieces) {
-    std::size_t before = buffered();
-    std::size_t sent = 0;
-    if (before == 0) {
+    if (buffered() == 0) {
         // Nothing queued: straight to the kernel (CONTRACT 258). A queue would
         // have to be sent first to keep the order (CONTRACT 259).
         ssize_t n;
@@ -254,17 +260,22 @@ std::error_code SocketTransport::send_pieces(std::span<const std::string_view> p
             message.msg_iovlen = count;
             n = ::sendmsg(fd_.get(), &message, MSG_NOSIGNAL);
         }
-        if (n < 0) {
-            if (!would_block(errno)) {
-                std::error_code ec = last_error();
-                fatal_error(ec, "Fatal write error on socket transport");  // CONTRACT 275
-                return ec;
-            }
-            n = 0;
+        return keep_unsent(pieces, n, true);
+    }
+    return keep_unsent(pieces, 0, false);
+}
+
+std::error_code SocketTransport::keep_unsent(std::span<const std::string_view> pieces, ssize_t n, bool was_empty) {
+    if (n < 0) {
+        if (!would_block(errno)) {
+            std::error_code ec = last_error();
+            fatal_error(ec, "Fatal write error on socket transport");  // CONTRACT 275
+            return ec;
         }
-        sent = static_cast<std::size_t>(n);
+        n = 0;
     }
     // Whatever the kernel did not take is copied, so the caller may reuse its memory.
+    std::size_t sent = static_cast<std::size_t>(n);
     for (std::string_view piece : pieces) {
         if (sent >= piece.size()) {
             sent -= piece.size();
@@ -274,7 +285,7 @@ std::error_code SocketTransport::send_pieces(std::span<const std::string_view> p
         sent = 0;
     }
     if (!write_side_) return {};  // all sent, default marks: the steady path
-    if (before == 0 && !write_side_->buffer.empty()) start_writer();
+    if (was_empty && !write_side_->buffer.empty()) start_writer();
     if (write_side_->flow.should_pause(write_side_->buffer.size())) call_pause_writing();  // CONTRACT 251
     return {};
 }

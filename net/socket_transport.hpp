@@ -23,6 +23,8 @@
 // Layer: net. Read next: net/socket_transport.cpp, then net/server.hpp.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -128,6 +130,9 @@ private:
     void on_eof();
     void write_ready();
     std::error_code send_pieces(std::span<const std::string_view> pieces);
+    // After a send() of `pieces` returned `n` (0 when none was tried): the
+    // error, or the unsent rest queued and the writer started.
+    std::error_code keep_unsent(std::span<const std::string_view> pieces, ssize_t n, bool was_empty);
     void start_writer();
     void force_close(std::error_code error);
     void fatal_error(std::error_code error, const char* message);

@@ -80,7 +80,10 @@ public:
         int n = ::epoll_wait(epfd_.get(), batch_.data(), static_cast<int>(batch_.size()),
                              detail::timeout_to_ms(timeout_ns));
         if (n < 0) return errno == EINTR ? std::error_code{} : last_error();
-        events_.clear();
+        // Filled by index, not push_back: the loop below is on every
+        // iteration's path. Resized here, when the last batch is no longer in use.
+        if (events_.size() < batch_.size()) events_.resize(batch_.size());
+        std::size_t count = 0;
         for (int i = 0; i < n; ++i) {
             const epoll_event& ev = batch_[static_cast<std::size_t>(i)];
             int fd = static_cast<int>(ev.data.u64 & 0xffffffffu);
@@ -90,11 +93,11 @@ public:
             std::uint32_t mask = 0;
             if (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) mask |= EVENT_READ;
             if (ev.events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) mask |= EVENT_WRITE;
-            events_.push_back(SelectorEvent{*key, mask & key->events});
+            events_[count++] = SelectorEvent{*key, mask & key->events};
         }
         // A full batch suggests more fds are ready: grow so the next call sees them all.
         if (static_cast<std::size_t>(n) == batch_.size()) batch_.resize(batch_.size() * 2);
-        ready = events_;
+        ready = std::span<const SelectorEvent>(events_.data(), count);
         return {};
     }
 
