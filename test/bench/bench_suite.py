@@ -31,6 +31,8 @@ prints "port N" and echoes until SIGTERM. Four parts, each skippable:
  4. micro: test/bench/core_bench beside the nearest equivalents on libuv,
     libev (test/bench/peers/{uv,ev}_micro.c) and asyncio, uvloop
     (test/bench/peers/py_micro.py): call_soon + run, timers, threadsafe flood.
+    Each program's loop thread pinned to the server's CPU, the flood's
+    producer thread to the client's (--cpus), the same for every program.
 
 Missing packages (libuv1-dev libev-dev libevent-dev libasio-dev python3-uvloop
 strace pkg-config) are installed with apt-get when root on Debian/Ubuntu;
@@ -428,19 +430,24 @@ def run_micro_program(label, command):
 
 
 def run_micro(args, core_bench, programs, python_loops, cpus, best_probe):
-    runs = [("evloop", [core_bench, "--repeat", str(args.micro_repeat), "--n", str(args.micro_n)])] if core_bench else []
+    # Every program pins its loop's thread to the server's CPU and the flood's
+    # producer thread to the client's, itself (a thread each: taskset cannot).
+    pin = ["--cpus", f"{cpus[0]},{cpus[1]}"] if cpus[0] is not None else []
+    counts = ["--repeat", str(args.micro_repeat), "--n", str(args.micro_n)] + pin
+    runs = [("evloop", [core_bench] + counts)] if core_bench else []
     for name in ("libuv", "libev"):
         if name in programs:
-            runs.append((name, programs[name] + ["--repeat", str(args.micro_repeat), "--n", str(args.micro_n)]))
+            runs.append((name, programs[name] + counts))
     script = os.path.join(PEERS_SRC, "py_micro.py")
     py_n = max(1, args.micro_n // 10)  # Python is ~100x slower per operation: keep each run short
+    py_counts = ["--repeat", str(args.micro_repeat), "--n", str(py_n)] + pin
     if "asyncio" in python_loops:
-        runs.append(("asyncio", [PYTHON, script, "--repeat", str(args.micro_repeat), "--n", str(py_n)]))
+        runs.append(("asyncio", [PYTHON, script] + py_counts))
     if "uvloop" in python_loops:
-        runs.append(("uvloop", [PYTHON, script, "--uvloop", "--repeat", str(args.micro_repeat), "--n", str(py_n)]))
+        runs.append(("uvloop", [PYTHON, script, "--uvloop"] + py_counts))
     log(f"\n== micro: ns per operation, {args.micro_rounds} interleaved rounds, each the median of "
-        f"{args.micro_repeat} runs; n = {args.micro_n} (Python: {py_n}); not pinned (the flood's producer "
-        "thread needs the other CPU)")
+        f"{args.micro_repeat} runs; n = {args.micro_n} (Python: {py_n}); "
+        + (f"loop thread on CPU {cpus[0]}, the flood's producer thread on CPU {cpus[1]}" if pin else "not pinned"))
     samples, results = {label: {row: [] for row in MICRO_ROWS} for label, _ in runs}, {}
     failed = set()
     for r in range(1, args.micro_rounds + 1):

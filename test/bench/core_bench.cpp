@@ -10,15 +10,20 @@
 //     seed), every other one cancelled, the loop run until the last one fired;
 //     the figure is process CPU time, since the loop mostly sleeps;
 //  3. call_soon_threadsafe flood: 1,000,000 posts from another thread while the
-//     loop runs, timed from the first post to the last callback;
+//     loop runs, timed from the first post to the last callback (with --cpus
+//     L,P the loop's thread runs on CPU L and the producer on CPU P, as
+//     test/bench/bench_suite.py pins every micro program);
 // and, as a detail, workload 1 again after workload 2 has recycled the node
 // pool in random order (what scattered nodes cost).
 //
 // Run: `make bench-core` (builds with -O2 and runs it), or by hand:
 //   g++ -std=c++20 -O2 -I. -pthread test/bench/core_bench.cpp core/*.cpp platform/*.cpp -o /tmp/core_bench
-//   /tmp/core_bench [--repeat R] [--backend poll|epoll] [--n COUNT]
+//   /tmp/core_bench [--repeat R] [--backend poll|epoll] [--n COUNT] [--cpus L,P]
 // (--n shrinks the workloads, e.g. for valgrind --tool=callgrind.)
 // Public API only. Layer: test. Read first: core/event_loop.cpp (run_once).
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -38,6 +43,8 @@ namespace {
 using evloop::EventLoop;
 
 std::size_t g_n = 1'000'000;  // operations per workload (--n)
+int g_loop_cpu = -1;           // --cpus L,P: the loop's thread on CPU L (-1: not pinned)
+int g_producer_cpu = -1;       // ... and the flood's producer thread on CPU P
 
 std::int64_t wall_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -56,6 +63,16 @@ double per_op(std::int64_t ns, std::size_t ops) { return static_cast<double>(ns)
 [[noreturn]] void fail(const char* what) {
     std::fprintf(stderr, "core_bench: FAILED: %s\n", what);
     std::exit(1);
+}
+
+// Pins the calling thread to `cpu` (a new thread inherits its creator's CPUs,
+// so the producer pins itself after it starts).
+void pin_this_thread(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) != 0) fail("pthread_setaffinity_np (--cpus)");
 }
 
 // ---- 1. call_soon + run ---------------------------------------------------------
@@ -158,6 +175,7 @@ FloodResult bench_flood(EventLoop& loop, std::vector<std::uint8_t>& ran) {
     const evloop::LoopMetrics before = loop.metrics();
 
     std::thread producer([&] {
+        pin_this_thread(g_producer_cpu);
         while (!loop.is_running()) std::this_thread::yield();  // time the flood, not thread start-up
         first_ns.store(wall_ns());
         for (std::size_t i = 0; i < g_n; ++i)
@@ -197,7 +215,7 @@ void print_row(const char* name, const std::vector<double>& samples, double targ
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: core_bench [--repeat R] [--backend poll|epoll] [--n COUNT]\n");
+    std::fprintf(stderr, "usage: core_bench [--repeat R] [--backend poll|epoll] [--n COUNT] [--cpus LOOP,PRODUCER]\n");
     std::exit(2);
 }
 
@@ -219,6 +237,14 @@ int main(int argc, char** argv) {
             repeat = static_cast<int>(parse_count(argv[++i]));
         } else if (arg == "--n") {
             g_n = static_cast<std::size_t>(parse_count(argv[++i]));
+        } else if (arg == "--cpus") {
+            char* end = nullptr;
+            const char* text = argv[++i];
+            g_loop_cpu = static_cast<int>(std::strtol(text, &end, 10));
+            if (end == text || *end != ',' || g_loop_cpu < 0) usage();
+            text = end + 1;
+            g_producer_cpu = static_cast<int>(std::strtol(text, &end, 10));
+            if (end == text || *end != '\0' || g_producer_cpu < 0) usage();
         } else if (arg == "--backend") {
             const std::string_view name = argv[++i];
             if (name == "epoll")
@@ -232,6 +258,7 @@ int main(int argc, char** argv) {
         }
     }
 
+    pin_this_thread(g_loop_cpu);  // every loop below runs on this thread
     {
         EventLoop probe;
         if (probe.creation_error()) fail("cannot create the selector for this backend");
@@ -240,9 +267,13 @@ int main(int argc, char** argv) {
 #else
         const char* compiler = "gcc";
 #endif
-        std::printf("evloop core_bench: backend %.*s, %s %s, n = %zu, %d repeats\n",
+        std::printf("evloop core_bench: backend %.*s, %s %s, n = %zu, %d repeats",
                     static_cast<int>(probe.backend_name().size()), probe.backend_name().data(), compiler,
                     __VERSION__, g_n, repeat);
+        if (g_loop_cpu >= 0)
+            std::printf(", loop on CPU %d, producer on CPU %d\n", g_loop_cpu, g_producer_cpu);
+        else
+            std::printf(", not pinned\n");
     }
 
     const std::vector<std::int64_t> delays = random_delays_ns(g_n);

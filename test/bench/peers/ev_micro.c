@@ -17,9 +17,10 @@
  *     to the wakeup fd). N posts from another thread while the loop runs,
  *     timed from the first post to the last callback.
  *
- *   ev_micro [--repeat R] [--n COUNT]      (run by test/bench/bench_suite.py)
+ *   ev_micro [--repeat R] [--n COUNT] [--cpus LOOP,PRODUCER]   (run by test/bench/bench_suite.py)
  * Layer: test. Read next: uv_micro.c.
  */
+#define _GNU_SOURCE /* pthread_setaffinity_np, in micro_common.h */
 #include <ev.h>
 #include <stdatomic.h>
 
@@ -119,6 +120,7 @@ static void on_started(struct ev_loop* loop, ev_prepare* w, int revents) {
 
 static void* producer(void* arg) {
     (void)arg;
+    micro_pin(g_producer_cpu);
     while (!atomic_load(&g_flood.running)) sched_yield(); /* time the flood, not the thread's start */
     g_flood.first_ns = wall_ns();
     for (size_t i = 0; i < g_n; ++i) {
@@ -144,7 +146,9 @@ static double bench_flood(void) {
 
 int main(int argc, char** argv) {
     micro_parse(argc, argv, "ev_micro");
-    printf("libev %d.%d micro: n = %zu, %d repeats\n", ev_version_major(), ev_version_minor(), g_n, g_repeat);
+    micro_pin(g_loop_cpu); /* every loop below runs on this thread */
+    printf("libev %d.%d micro: n = %zu, %d repeats", ev_version_major(), ev_version_minor(), g_n, g_repeat);
+    micro_print_pinning();
     double* soon = calloc((size_t)g_repeat, sizeof(double));
     double* timers_cpu = calloc((size_t)g_repeat, sizeof(double));
     double* flood = calloc((size_t)g_repeat, sizeof(double));

@@ -1,14 +1,17 @@
 /* test/bench/peers/micro_common.h — what the C micro benchmarks beside
  * test/bench/core_bench.cpp share (uv_micro.c, ev_micro.c): the command line,
+ * pinning the loop's thread and the flood's producer (--cpus, as core_bench),
  * clocks, core_bench's fixed-seed timer delays, a mutex-protected queue of
  * callbacks for the threadsafe flood, and core_bench's table rows, so that
  * test/bench/bench_suite.py reads every program's output the same way.
+ * Each .c file defines _GNU_SOURCE before any #include: pthread_setaffinity_np.
  * Layer: test. Read first: test/bench/core_bench.cpp (the workloads).
  */
 #ifndef EVLOOP_BENCH_MICRO_COMMON_H
 #define EVLOOP_BENCH_MICRO_COMMON_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,8 @@
 
 static size_t g_n = 1000000; /* operations per workload (--n) */
 static int g_repeat = 5;     /* measured runs after one warm-up (--repeat) */
+static int g_loop_cpu = -1;  /* --cpus L,P: the loop's thread on CPU L (-1: not pinned) */
+static int g_producer_cpu = -1; /* ... and the flood's producer thread on CPU P */
 
 static inline void micro_fail(const char* what) {
     fprintf(stderr, "micro: FAILED: %s\n", what);
@@ -29,13 +34,34 @@ static inline void micro_parse(int argc, char** argv, const char* name) {
             g_n = (size_t)strtoull(argv[++i], NULL, 10);
         else if (i + 1 < argc && strcmp(argv[i], "--repeat") == 0)
             g_repeat = atoi(argv[++i]);
-        else
+        else if (i + 1 < argc && strcmp(argv[i], "--cpus") == 0) {
+            char end = 0;
+            if (sscanf(argv[++i], "%d,%d%c", &g_loop_cpu, &g_producer_cpu, &end) != 2) g_repeat = 0;
+        } else
             g_repeat = 0;
     }
-    if (g_n < 2 || g_repeat < 1) {
-        fprintf(stderr, "usage: %s [--repeat R] [--n COUNT]\n", name);
+    if (g_n < 2 || g_repeat < 1 || (g_loop_cpu >= 0) != (g_producer_cpu >= 0)) {
+        fprintf(stderr, "usage: %s [--repeat R] [--n COUNT] [--cpus LOOP,PRODUCER]\n", name);
         exit(2);
     }
+}
+
+/* Pins the calling thread to `cpu` (-1: leaves it). A new thread inherits its
+ * creator's CPUs, so the producer pins itself once it runs. */
+static inline void micro_pin(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) micro_fail("pthread_setaffinity_np (--cpus)");
+}
+
+/* What the header line says about pinning. */
+static inline void micro_print_pinning(void) {
+    if (g_loop_cpu >= 0)
+        printf(", loop on CPU %d, producer on CPU %d\n", g_loop_cpu, g_producer_cpu);
+    else
+        printf(", not pinned\n");
 }
 
 static inline int64_t wall_ns(void) {

@@ -11,15 +11,18 @@ printed in core_bench's rows for test/bench/bench_suite.py:
  3. threadsafe flood: N loop.call_soon_threadsafe from another thread while
     the loop runs, timed from the first post to the last callback (the GIL
     makes the two threads take turns: that is what a Python program gets).
+    With --cpus L,P the loop's thread runs on CPU L and the producer on CPU P,
+    as the C programs and core_bench.
 
 Use a smaller N than the C programs (Python is ~100x slower per operation;
 the figures are per operation).
 
-  /usr/bin/python3 py_micro.py [--uvloop] [--repeat R] [--n COUNT]
+  /usr/bin/python3 py_micro.py [--uvloop] [--repeat R] [--n COUNT] [--cpus LOOP,PRODUCER]
 Layer: test. Read first: test/bench/core_bench.cpp.
 """
 import argparse
 import asyncio
+import os
 import statistics
 import threading
 import time
@@ -88,7 +91,13 @@ def bench_timers(loop, delays):
     return (c1 - c0) / n
 
 
-def bench_flood(loop, n):
+def pin(cpu):
+    """Pins the calling thread (pid 0 is the calling thread to Linux's sched_setaffinity)."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+
+def bench_flood(loop, n, producer_cpu):
     ran = bytearray(n)
     counter = Counter(loop, n)
     running = threading.Event()
@@ -99,6 +108,7 @@ def bench_flood(loop, n):
         counter.tick()
 
     def producer():
+        pin(producer_cpu)  # a new thread inherits its creator's CPUs
         running.wait()  # time the flood, not the thread's start
         first.append(time.perf_counter_ns())
         post = loop.call_soon_threadsafe
@@ -125,9 +135,17 @@ def main():
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--cpus", help="LOOP,PRODUCER: pin the loop's thread and the flood's producer")
     args = parser.parse_args()
     if args.repeat < 1 or args.n < 2:
         parser.error("--repeat and --n must be positive")
+    loop_cpu = producer_cpu = None
+    if args.cpus:
+        try:
+            loop_cpu, producer_cpu = (int(c) for c in args.cpus.split(","))
+        except ValueError:
+            parser.error("--cpus takes LOOP,PRODUCER")
+    pin(loop_cpu)  # every loop below runs on this thread
     if args.uvloop:
         import uvloop
 
@@ -136,13 +154,14 @@ def main():
         import platform
 
         new_loop, name = asyncio.new_event_loop, f"asyncio (Python {platform.python_version()})"
-    print(f"{name} micro: n = {args.n}, {args.repeat} repeats", flush=True)
+    pinning = f"loop on CPU {loop_cpu}, producer on CPU {producer_cpu}" if args.cpus else "not pinned"
+    print(f"{name} micro: n = {args.n}, {args.repeat} repeats, {pinning}", flush=True)
     delays = delays_ns(args.n)
     results = {"call_soon+run": [], "timers total CPU/timer": [], "threadsafe flood/callback": []}
     # One loop per workload, run 0 warms up: as core_bench.
     for key, work in (("call_soon+run", lambda loop: bench_call_soon(loop, args.n)),
                       ("timers total CPU/timer", lambda loop: bench_timers(loop, delays)),
-                      ("threadsafe flood/callback", lambda loop: bench_flood(loop, args.n))):
+                      ("threadsafe flood/callback", lambda loop: bench_flood(loop, args.n, producer_cpu))):
         loop = new_loop()
         for r in range(args.repeat + 1):
             value = work(loop)

@@ -20,9 +20,10 @@
  *     to the eventfd). N posts from another thread while the loop runs,
  *     timed from the first post to the last callback.
  *
- *   uv_micro [--repeat R] [--n COUNT]      (run by test/bench/bench_suite.py)
+ *   uv_micro [--repeat R] [--n COUNT] [--cpus LOOP,PRODUCER]   (run by test/bench/bench_suite.py)
  * Layer: test. Read next: py_micro.py.
  */
+#define _GNU_SOURCE /* pthread_setaffinity_np, in micro_common.h */
 #include <stdatomic.h>
 #include <uv.h>
 
@@ -109,6 +110,7 @@ static void on_started(uv_prepare_t* handle) {
 
 static void* producer(void* arg) {
     (void)arg;
+    micro_pin(g_producer_cpu);
     while (!atomic_load(&g_flood.running)) sched_yield(); /* time the flood, not the thread's start */
     g_flood.first_ns = wall_ns();
     for (size_t i = 0; i < g_n; ++i) {
@@ -134,7 +136,9 @@ static double bench_flood(void) {
 
 int main(int argc, char** argv) {
     micro_parse(argc, argv, "uv_micro");
-    printf("libuv %s micro: n = %zu, %d repeats\n", uv_version_string(), g_n, g_repeat);
+    micro_pin(g_loop_cpu); /* every loop below runs on this thread */
+    printf("libuv %s micro: n = %zu, %d repeats", uv_version_string(), g_n, g_repeat);
+    micro_print_pinning();
     double* soon = calloc((size_t)g_repeat, sizeof(double));
     double* timers_cpu = calloc((size_t)g_repeat, sizeof(double));
     double* flood = calloc((size_t)g_repeat, sizeof(double));
