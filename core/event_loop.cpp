@@ -202,7 +202,6 @@ void EventLoop::run_handle(HandleNode* node) {
     }
 }
 
-
 void EventLoop::ReadyQueue::grow() {
     // Each entry keeps its absolute position (head + i): a queued watcher's
     // ready_slot stays valid under the new mask.
@@ -304,7 +303,7 @@ void EventLoop::drop_all_handles() noexcept {
         WatchRef entry = ready_.pop();
         if (!entry) continue;
         if (entry.is_watcher()) {
-            entry.watcher()->queued = false;  // its owner's loop_closing() removes it
+            entry.watcher()->queued = false;  // forgotten below, as every watch
             continue;
         }
         HandleNode* node = entry.node();

@@ -2,10 +2,11 @@
 //
 // Each watched fd has an FdWatch holding at most one reader and one writer:
 // a handle (add_reader with a callback) or a watcher embedded in its owner
-// (the transports'; core/fd_watcher.hpp). Both are persistent: the loop queues
-// the same one on every iteration the fd is ready (level-triggered, CONTRACT
-// 191) instead of making a new one, so a busy socket costs no allocation per event. The selector is told
-// the union of both interests; removing one re-registers the other (CONTRACT 190).
+// (the transports'; core/fd_watcher.hpp). Both are persistent: the loop
+// queues the same one on every iteration the fd is ready (level-triggered,
+// CONTRACT 191) instead of making a new one, so a busy socket costs no
+// allocation per event. The selector is told the union of both interests;
+// removing one re-registers the other (CONTRACT 190).
 // Layer: core. Read next: core/event_loop_errors.cpp.
 #include "core/event_loop.hpp"
 
