@@ -7,6 +7,10 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -34,6 +38,26 @@
 #endif
 
 namespace evloop::test {
+
+/// A non-blocking, close-on-exec pipe with raw fds, for tests that watch one
+/// (test/proc/pipe_support.hpp has an Fd-owning one for the pipe transports).
+struct RawPipe {
+    int r = -1, w = -1;
+    RawPipe() {
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
+        r = fds[0];
+        w = fds[1];
+    }
+    RawPipe(const RawPipe&) = delete;
+    RawPipe& operator=(const RawPipe&) = delete;
+    ~RawPipe() {
+        if (r >= 0) ::close(r);
+        if (w >= 0) ::close(w);
+    }
+    /// Makes the read end readable.
+    void put(const char* s = "x") const { REQUIRE(::write(w, s, std::strlen(s)) > 0); }
+};
 
 /// Captures log lines while alive (the sink is process-wide; tests are serial).
 class LogCapture {

@@ -15,26 +15,8 @@
 #include "test/support.hpp"
 
 using namespace evloop;
+using Pipe = evloop::test::RawPipe;
 using evloop::test::run_until;
-
-namespace {
-
-struct Pipe {
-    int r = -1, w = -1;
-    Pipe() {
-        int fds[2];
-        REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
-        r = fds[0];
-        w = fds[1];
-    }
-    ~Pipe() {
-        if (r >= 0) ::close(r);
-        if (w >= 0) ::close(w);
-    }
-    void put(const char* s = "x") const { REQUIRE(::write(w, s, std::strlen(s)) > 0); }
-};
-
-}  // namespace
 
 TEST_CASE("186: remove_reader/remove_writer return whether something was removed") {
     EventLoop loop;

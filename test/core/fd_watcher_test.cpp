@@ -19,23 +19,9 @@
 #include "test/support.hpp"
 
 using namespace evloop;
+using Pipe = evloop::test::RawPipe;
 
 namespace {
-
-struct Pipe {
-    int r = -1, w = -1;
-    Pipe() {
-        int fds[2];
-        REQUIRE(::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0);
-        r = fds[0];
-        w = fds[1];
-    }
-    ~Pipe() {
-        ::close(r);
-        ::close(w);
-    }
-    void put() const { REQUIRE(::write(w, "x", 1) == 1); }
-};
 
 // An owner the way transports are: derives from the watcher and counts calls.
 struct Counter : detail::FdWatcher {

@@ -302,6 +302,41 @@ TEST_CASE("1,000 registered pipes with 10 ready report exactly those 10, with th
     });
 }
 
+TEST_CASE("more ready fds than one batch holds: every select reports valid events and the batch grows to all") {
+    // epoll reads at most a batch per call and grows it after a full one; its
+    // event array is resized at the start of the next select, while the last
+    // batch is no longer in use. Under ASan a fill past the array's end fails.
+    constexpr int kPipes = 300;
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < 2 * kPipes + 64) {
+        MESSAGE("skipped: RLIMIT_NOFILE is " << limit.rlim_cur << ", this test needs " << 2 * kPipes + 64);
+        return;
+    }
+    std::vector<Pipe> pipes(kPipes);
+    for (Pipe& p : pipes) put_byte(p.w.get());  // all stay ready: nothing reads them
+    for_each_backend([&](Selector& sel, Backend) {
+        for (Pipe& p : pipes) CHECK_FALSE(sel.register_fd(p.r.get(), EVENT_READ, &p));
+        std::size_t last = 0;
+        for (int call = 0; call < 8 && last < kPipes; ++call) {
+            std::span<const SelectorEvent> ready;
+            CHECK_FALSE(sel.select(0, ready));
+            CHECK(ready.size() >= last);  // a batch never shrinks
+            std::set<int> seen;
+            for (const SelectorEvent& ev : ready) {
+                auto* pipe = static_cast<Pipe*>(ev.key.data);
+                CHECK((pipe >= pipes.data() && pipe < pipes.data() + kPipes && pipe->r.get() == ev.key.fd));
+                CHECK(ev.ready == EVENT_READ);
+                seen.insert(ev.key.fd);
+            }
+            CHECK(seen.size() == ready.size());  // no fd twice
+            last = ready.size();
+        }
+        CHECK(last == kPipes);  // within a few calls every ready fd is reported at once
+        for (Pipe& p : pipes) CHECK_FALSE(sel.unregister_fd(p.r.get()));
+    });
+}
+
 TEST_CASE("a regular file: epoll refuses it with EPERM, poll accepts it and reports it always ready") {
     char path[] = "/tmp/evloop_selector_test_XXXXXX";
     Fd file(::mkostemp(path, O_CLOEXEC));
